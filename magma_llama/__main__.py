@@ -1,0 +1,3 @@
+from magma_llama.cli import main
+
+raise SystemExit(main())
