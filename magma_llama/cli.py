@@ -31,32 +31,15 @@ class _Parser(argparse.ArgumentParser):
 
 # ---------------------------------------------------------------------------------
 # argument types: refuse what run.c would silently replace
-def _temperature(s: str) -> float:
-    t = _float(s, "temperature")
-    if t < 0:
-        raise UsageError(f"temperature must be >= 0, got {s}")
-    return t
-
-
-def _topp(s: str) -> float:
-    p = _float(s, "top-p")
-    if not 0.0 <= p <= 1.0:
-        raise UsageError(f"top-p must be in [0, 1], got {s}")
-    return p
-
-
-def _steps(s: str) -> int:
-    n = _int(s, "steps")
-    if n < 0:
-        raise UsageError(f"steps must be >= 0, got {s}")
-    return n
-
-
-def _seed(s: str) -> int:
-    n = _int(s, "seed")
-    if not 0 <= n < 2**64:
-        raise UsageError(f"seed must be in [0, 2^64), got {s}")
-    return n
+def _checked(parse, what: str, ok, rule: str):
+    """An argparse type: parse, then refuse values outside `rule` with one clear line."""
+    def convert(s: str):
+        v = parse(s, what)
+        if not ok(v):
+            raise UsageError(f"{what} must be {rule}, got {s}")
+        return v
+    convert.__name__ = what
+    return convert
 
 
 def _float(s: str, what: str) -> float:
@@ -74,6 +57,12 @@ def _int(s: str, what: str) -> int:
         return int(s)
     except ValueError:
         raise UsageError(f"{what} must be an integer, got {s!r}") from None
+
+
+_temperature = _checked(_float, "temperature", lambda t: t >= 0, ">= 0")
+_topp = _checked(_float, "top-p", lambda p: 0.0 <= p <= 1.0, "in [0, 1]")
+_steps = _checked(_int, "steps", lambda n: n >= 0, ">= 0")
+_seed = _checked(_int, "seed", lambda n: 0 <= n < 2**64, "in [0, 2^64)")
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
