@@ -52,3 +52,13 @@ def test_version_and_help():
     assert subprocess.run([*CLI, "--version"], capture_output=True, text=True).stdout.startswith("magma-llama")
     out = subprocess.run([*CLI], capture_output=True, text=True)
     assert out.returncode == 2 and out.stderr.startswith("error:")
+
+
+@pytest.mark.parametrize("ci,expect_rc,word", [("true", 1, "failed"), ("", 0, "skipped")])
+def test_missing_checkpoint_fails_under_ci_and_skips_otherwise(tmp_path, ci, expect_rc, word):
+    env = dict(os.environ, MAGMA_LLAMA_MODELS=str(tmp_path / "none"), CI=ci)
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", "-p", "no:cacheprovider",
+                          "tests/test_checkpoint.py::test_real_header"],
+                         capture_output=True, text=True, env=env, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert out.returncode == expect_rc, out.stdout
+    assert f"1 {word}" in out.stdout
