@@ -54,7 +54,7 @@ def test_version_and_help():
     assert out.returncode == 2 and out.stderr.startswith("error:")
 
 
-@pytest.mark.parametrize("ci,expect_rc,word", [("true", 1, "failed"), ("", 0, "skipped")])
+@pytest.mark.parametrize("ci,expect_rc,word", [("true", 1, "error"), ("", 0, "skipped")])
 def test_missing_checkpoint_fails_under_ci_and_skips_otherwise(tmp_path, ci, expect_rc, word):
     env = dict(os.environ, MAGMA_LLAMA_MODELS=str(tmp_path / "none"), CI=ci)
     out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", "-p", "no:cacheprovider",
