@@ -1,0 +1,67 @@
+"""Shared plumbing of the block generators: clock/reset IO, registers, naming."""
+
+from __future__ import annotations
+
+import re
+
+import magma as m
+
+
+def clocked(**ports):
+    """IO with the ports plus CLK and a synchronous active-high RESET."""
+    return m.IO(**ports) + m.ClockIO(has_reset=True)
+
+
+def ctrl_reg(T, name: str, init=0):
+    """Control state (valid bits, counters, pointers): cleared by RESET."""
+    return m.Register(T, init=init, reset_type=m.Reset)(name=name)
+
+
+def data_reg(T, name: str):
+    """Payload storage: no reset, since nothing reads it until a valid bit says so."""
+    return m.Register(T)(name=name)
+
+
+def tag(T) -> str:
+    """A short identifier for a payload type, for module names."""
+    if issubclass(T, m.Digital):
+        return "b1"
+    if issubclass(T, m.Bits) and not issubclass(T, (m.UInt, m.SInt)):
+        return f"b{len(T)}"
+    return re.sub(r"\W+", "_", str(T)).strip("_")
+
+
+def module_name(kind: str, T, *params, mutant=None, formal=False) -> str:
+    parts = [kind, tag(T), *map(str, params)]
+    if mutant:
+        parts.append(f"mut_{mutant}")
+    if formal:
+        parts.append("formal")
+    return "_".join(parts)
+
+
+def check_mutant(mutant, table: dict, kind: str) -> None:
+    if mutant is not None and mutant not in table:
+        raise ValueError(f"{kind}: unknown mutant {mutant!r} (known: {', '.join(table)})")
+
+
+def any_of(bits):
+    out = bits[0]
+    for b in bits[1:]:
+        out = out | b
+    return out
+
+
+def all_of(bits):
+    out = bits[0]
+    for b in bits[1:]:
+        out = out & b
+    return out
+
+
+def pad_pow2(items):
+    """m.mux selects with a full binary index; repeat the last item to fill it."""
+    n = 1
+    while n < len(items):
+        n *= 2
+    return list(items) + [items[-1]] * (n - len(items))
