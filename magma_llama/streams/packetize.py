@@ -37,7 +37,8 @@ class Packetize(m.Generator2):
             p = Props(io)
             i, o = p.monitor(io.I), p.monitor(io.O)
             lo = dict(o, data=p.data(io.O.data.data), width=i["width"])
-            p.track(i, lo, 4)
+            t = p.track(i, lo, 4)
+            p.assert_(f"{t['in']} == {t['out']}")
             # beats sent since the last `last`, counted independently of the block
             seen = p.reg(cw + 1, "since_last")
             ls = p.sig(last)

@@ -47,6 +47,8 @@ class Upsize(m.Generator2):
             from magma_llama.formal.props import Props
             p = Props(io)
             i, o = p.monitor(io.I), p.monitor(io.O)
+            if n & (n - 1):
+                raise ValueError("upsize proofs need n a power of two (counters wrap together)")
             bits = cw + 3
             f_in = p.counter(i["fire"], bits, "in")
             f_out = p.counter(o["fire"], bits, "out")
@@ -55,7 +57,7 @@ class Upsize(m.Generator2):
             c = p.sig(cnt.O)
             p.assume(f"!({i['valid']} && {f_in} == {f_idx}) || {i['data']} == {f_data}")
             p.assert_(f"{c} <= {n}")
-            p.assert_(f"{f_in} == {f_out} * {n} + {c}")           # N narrow beats per wide beat
+            p.assert_(f"{f_in} == {f_out} * {bits}'d{n} + {c}")           # N narrow beats per wide beat
             base = p.wire(bits, "base", f"{f_out} * {n}")
             off = p.wire(bits, "off", f"{f_idx} - {base}")
             for k, b in enumerate(buf):
@@ -93,14 +95,16 @@ class Downsize(m.Generator2):
             from magma_llama.formal.props import Props
             p = Props(io)
             i, o = p.monitor(io.I), p.monitor(io.O)
+            if n & (n - 1):
+                raise ValueError("downsize proofs need n a power of two (counters wrap together)")
             bits = iw + 4
-            f_in = p.counter(i["fire"], bits, "in")
+            f_in = p.counter(i["fire"], bits - (n.bit_length() - 1), "in")
             f_out = p.counter(o["fire"], bits, "out")
             f_idx = p.anyconst(bits, "idx")          # index of one narrow beat
             f_data = p.anyconst(o["width"], "data")
             fl, ix = p.sig(full.O), p.sig(idx.O)
             piece = p.wire(bits, "piece", f"{f_idx} % {n}")
-            group = p.wire(bits, "group", f"{f_idx} / {n}")
+            group = p.wire(bits - (n.bit_length() - 1), "group", f"{f_idx} / {n}")
             lanes = [p.data(io.I.data[k]) for k in range(n)]
             sel = " : ".join(f"{piece} == {k} ? {lanes[k]}" for k in range(n - 1)) + f" : {lanes[-1]}"
             p.assume(f"!({i['valid']} && {f_in} == {group}) || ({sel}) == {f_data}")
@@ -108,7 +112,7 @@ class Downsize(m.Generator2):
             p.assert_(f"{ix} < {n}")
             p.assert_(f"{fl} || {ix} == 0")
             # every wide beat in has produced its pieces, minus those still to send
-            p.assert_(f"{f_out} == {f_in} * {n} - ({fl} ? {n} - {ix} : 0)")
+            p.assert_(f"{f_out} == {f_in} * {bits}'d{n} - ({fl} ? {bits}'d{n} - {ix} : {bits}'d0)")
             for k, b in enumerate(buf):
                 p.assert_(f"!({fl} && {f_in} - 1'b1 == {group} && {piece} == {k} && {k} >= {ix}) "
                           f"|| {p.sig(b.O)} == {f_data}")
