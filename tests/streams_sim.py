@@ -1,0 +1,278 @@
+"""Shared random-stall simulation of every stream block (one Verilator build per session).
+
+The bench holds every block (and one mutant of each, to show the checks can fail),
+runs RUNS (seed, valid density, ready density) patterns of CYCLES cycles each, and
+the tests check the transfers against Python models of the blocks."""
+
+from __future__ import annotations
+
+import pytest
+
+from magma_llama import paths
+
+CYCLES = 1200
+# (seed, how often sources offer, how often sinks accept), out of 256
+RUNS = [(0x1234, 128, 128), (0xBEEF, 250, 250), (0x0042, 250, 40), (0x7A11, 40, 250),
+        (0x5EED, 190, 110), (0x0C0F, 100, 200)]
+
+N_FORK, N_JOIN, N_ARB, N_DEMUX, N_UP, N_DOWN, K_PACKET = 3, 2, 3, 3, 3, 3, 3
+FIFO_DEPTHS = (1, 3, 4)
+
+
+def devices():
+    """{label: circuit} of the bench; labels ending in `_mut` are broken on purpose."""
+    import magma as m
+    from magma_llama.streams import (Arbiter, Demux, Downsize, Fifo, Fork, Join, Packetize, Pipe,
+                                     Skid, Upsize)
+    from magma_llama.formal.stream_designs import Chain
+    B8, B4 = m.Bits[8], m.Bits[4]
+    d = {
+        "pipe": Pipe(B8), "pipe_mut": Pipe(B8, "overwrite"),
+        "skid": Skid(B8), "skid_mut": Skid(B8, "drop"),
+        **{f"fifo{k}": Fifo(B8, k) for k in FIFO_DEPTHS},
+        "fifo3_mut": Fifo(B8, 3, "full_off_by_one"),
+        "fork": Fork(B8, N_FORK), "fork_mut": Fork(B8, N_FORK, "twice"),
+        "join": Join(B4, N_JOIN), "join_mut": Join(B4, N_JOIN, "eager"),
+        "arb": Arbiter(B8, N_ARB), "arb_mut": Arbiter(B8, N_ARB, "fixed_priority"),
+        "demux": Demux(B8, N_DEMUX), "demux_mut": Demux(B8, N_DEMUX, "broadcast"),
+        "up": Upsize(B4, N_UP), "up_mut": Upsize(B4, N_UP, "drop"),
+        "down": Downsize(B4, N_DOWN), "down_mut": Downsize(B4, N_DOWN, "short"),
+        "pkt": Packetize(B8, K_PACKET), "pkt_mut": Packetize(B8, K_PACKET, "count_valid"),
+        "chain": Chain,
+    }
+    return d
+
+
+def _rom(label, port, widths, rng):
+    if label.startswith("demux") and port == "I":
+        # Routed payload: sel (low bits) must name an existing output
+        sw = widths[0]
+        return [rng.randrange(N_DEMUX) | (rng.getrandbits(widths[1]) << sw) for _ in range(256)]
+    return None
+
+
+class Sim:
+    def __init__(self, infos, extras, runs):
+        self.infos, self.extras, self.runs = infos, extras, runs
+
+    def ports(self, label):
+        return {i.port: i for i in self.infos.values() if i.dut == label}
+
+
+@pytest.fixture(scope="session")
+def stream_sim() -> Sim:
+    from magma_llama.streams.testbench import make_bench, run_bench
+    bench, infos, extras = make_bench(devices(), rom_fn=_rom)
+    runs = run_bench(bench, infos, extras, RUNS, CYCLES, paths.build_dir() / "tests" / "stream_bench")
+    return Sim(infos, extras, runs)
+
+
+# ----------------------------------------------------------------------------------------
+# checks shared by the per-block tests
+
+class ModelMismatch(AssertionError):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise ModelMismatch(msg)
+
+
+def check_protocol(sim: Sim, label: str, run) -> None:
+    """The stream rule on every port of the device, from the trace: no valid in the first
+    cycle after reset; once valid, valid and data held until the transfer."""
+    for port, info in sim.ports(label).items():
+        k = info.key
+        rows = run.rows
+        check(rows[0][f"{k}_valid"] == 0, f"{k}: valid in the first cycle after reset")
+        for t in range(1, len(rows)):
+            a, b = rows[t - 1], rows[t]
+            if a[f"{k}_valid"] and not a[f"{k}_ready"]:
+                check(b[f"{k}_valid"] == 1, f"{k}: valid dropped before transfer at cycle {t}")
+                check(b[f"{k}_data"] == a[f"{k}_data"], f"{k}: data changed while stalled at cycle {t}")
+
+
+def fire_cycles(run, key):
+    return [t for t, r in enumerate(run.rows) if r[f"{key}_valid"] and r[f"{key}_ready"]]
+
+
+def source_prefix(sim: Sim, run, key) -> list[int]:
+    """The beats a source sent, checked against the beats it was meant to send."""
+    info = sim.infos[key]
+    got = run.transfers(key)
+    want = [info.beat(k, run.seed) for k in range(len(got))]
+    check(got == want, f"{key}: the source's beats are not the ROM sequence")
+    return got
+
+
+def check_all_runs(sim, label, model, min_beats=50):
+    """Run `model(sim, label, run) -> beats out` on every run; each run must move beats."""
+    total = 0
+    for run in sim.runs:
+        check_protocol(sim, label, run)
+        moved = model(sim, label, run)
+        check(moved >= min_beats or run.rdensity < 64 or run.vdensity < 64,
+              f"{label}: only {moved} beats moved in run seed={run.seed:#x}")
+        total += moved
+    return total
+
+
+def expect_mutant_caught(sim, label, model):
+    with pytest.raises(ModelMismatch):
+        check_all_runs(sim, label, model)
+
+
+# ----------------------------------------------------------------------------------------
+# models
+
+def fifo_like(capacity):
+    """In order, nothing lost or duplicated, at most `capacity` beats inside."""
+    def model(sim, label, run):
+        ins = source_prefix(sim, run, f"{label}_I")
+        outs = run.transfers(f"{label}_O")
+        check(outs == ins[:len(outs)], f"{label}: output beats differ from input beats (seed {run.seed:#x})")
+        check(0 <= len(ins) - len(outs) <= capacity, f"{label}: {len(ins) - len(outs)} beats inside")
+        # never more inside than capacity, at any cycle
+        ci, co = fire_cycles(run, f"{label}_I"), fire_cycles(run, f"{label}_O")
+        for j, t in enumerate(co):
+            check(ci[j] < t, f"{label}: beat {j} left before it arrived")
+        for j in range(capacity, len(ci)):
+            check(len(co) > j - capacity and co[j - capacity] <= ci[j],
+                  f"{label}: more than {capacity} beats inside at cycle {ci[j]}")
+        return len(outs)
+    return model
+
+
+def fifo_count_model(depth):
+    base = fifo_like(depth)
+
+    def model(sim, label, run):
+        n = base(sim, label, run)
+        inside = 0
+        for t, r in enumerate(run.rows):
+            check(r[f"{label}_count"] == inside, f"{label}: count {r[f'{label}_count']} != {inside} at {t}")
+            inside += (r[f"{label}_I_valid"] & r[f"{label}_I_ready"]) - (r[f"{label}_O_valid"] & r[f"{label}_O_ready"])
+        return n
+    return model
+
+
+def fork_model(n):
+    """Each output gets every input beat exactly once, in order; the input beat completes
+    only after every output has it."""
+    def model(sim, label, run):
+        ins = source_prefix(sim, run, f"{label}_I")
+        src = sim.infos[f"{label}_I"]
+        ci = fire_cycles(run, f"{label}_I")
+        for k in range(n):
+            outs = run.transfers(f"{label}_O{k}")
+            # the input beat in flight may already have reached this output
+            want = [src.beat(j, run.seed) for j in range(len(outs))]
+            check(outs == want, f"{label}.O{k}: beats differ from the input (seed {run.seed:#x})")
+            check(len(ins) <= len(outs) <= len(ins) + 1, f"{label}.O{k}: {len(outs)} beats for {len(ins)} inputs")
+            co = fire_cycles(run, f"{label}_O{k}")
+            for j, t in enumerate(ci):
+                check(co[j] <= t, f"{label}: input beat {j} completed before O{k} took it")
+            for j in range(1, len(co)):
+                check(j - 1 < len(ci) and ci[j - 1] < co[j], f"{label}.O{k}: took beat {j} twice or too early")
+        return len(ins)
+    return model
+
+
+def join_model(n):
+    def model(sim, label, run):
+        lanes = [source_prefix(sim, run, f"{label}_I{k}") for k in range(n)]
+        info = sim.infos[f"{label}_O"]
+        outs = [info.split(v) for v in run.transfers(f"{label}_O")]
+        for k in range(n):
+            check([o[k] for o in outs] == lanes[k], f"{label}: lane {k} of the tuples differs from input {k}")
+            check(fire_cycles(run, f"{label}_I{k}") == fire_cycles(run, f"{label}_O"),
+                  f"{label}: input {k} consumed without a tuple leaving")
+        return len(outs)
+    return model
+
+
+def arbiter_model(n):
+    """Cycle model of round robin with a lock while stalled, plus the spec: every output beat
+    is the beat an input hands over in that cycle, each input in order, and a waiting input
+    sees fewer than n other beats go first."""
+    def model(sim, label, run):
+        for k in range(n):
+            source_prefix(sim, run, f"{label}_I{k}")
+        prio, lock, lock_idx = 0, False, 0
+        waits = [0] * n
+        moved = 0
+        for t, r in enumerate(run.rows):
+            valid = [r[f"{label}_I{k}_valid"] for k in range(n)]
+            if lock:
+                grant = lock_idx
+            else:
+                order = [(prio + j) % n for j in range(n)]
+                grant = next((k for k in order if valid[k]), order[-1])
+            ov, ordy = r[f"{label}_O_valid"], r[f"{label}_O_ready"]
+            check(ov == valid[grant], f"{label}: out valid {ov} at cycle {t}, model grant {grant}")
+            fired = [r[f"{label}_I{k}_valid"] and r[f"{label}_I{k}_ready"] for k in range(n)]
+            if ov and ordy:
+                check(fired == [k == grant for k in range(n)], f"{label}: cycle {t}: inputs fired {fired}, model grant {grant}")
+                check(r[f"{label}_O_data"] == r[f"{label}_I{grant}_data"], f"{label}: data of the wrong input at {t}")
+                moved += 1
+                for k in range(n):
+                    waits[k] = 0 if (k == grant or not valid[k]) else waits[k] + 1
+                    check(waits[k] < n, f"{label}: input {k} waited {waits[k]} grants")
+                prio = (grant + 1) % n
+            else:
+                check(not any(fired), f"{label}: an input fired without the output at cycle {t}")
+                for k in range(n):
+                    if not valid[k]:
+                        waits[k] = 0
+            lock, lock_idx = bool(ov and not ordy), grant
+        return moved
+    return model
+
+
+def demux_model(n):
+    def model(sim, label, run):
+        ins = [sim.infos[f"{label}_I"].split(v) for v in source_prefix(sim, run, f"{label}_I")]
+        for k in range(n):
+            outs = run.transfers(f"{label}_O{k}")
+            check(outs == [d for s, d in ins if s == k], f"{label}.O{k}: not the beats addressed to it")
+        fired = sorted(t for k in range(n) for t in fire_cycles(run, f"{label}_O{k}"))
+        check(fired == fire_cycles(run, f"{label}_I"), f"{label}: input and output transfers differ")
+        return len(ins)
+    return model
+
+
+def upsize_model(n):
+    def model(sim, label, run):
+        ins = source_prefix(sim, run, f"{label}_I")
+        info = sim.infos[f"{label}_O"]
+        outs = [list(info.split(v)) for v in run.transfers(f"{label}_O")]
+        want = [ins[j * n:(j + 1) * n] for j in range(len(outs))]
+        check(outs == want, f"{label}: wide beats are not the narrow beats in order")
+        check(0 <= len(ins) - n * len(outs) <= n, f"{label}: {len(ins) - n * len(outs)} narrow beats held")
+        return len(ins)
+    return model
+
+
+def downsize_model(n):
+    def model(sim, label, run):
+        info = sim.infos[f"{label}_I"]
+        ins = [list(info.split(v)) for v in source_prefix(sim, run, f"{label}_I")]
+        flat = [x for beat in ins for x in beat]
+        outs = run.transfers(f"{label}_O")
+        check(outs == flat[:len(outs)], f"{label}: narrow beats are not the wide beat's pieces in order")
+        check(0 <= len(flat) - len(outs) <= n, f"{label}: {len(flat) - len(outs)} pieces held")
+        return len(outs)
+    return model
+
+
+def packetize_model(k):
+    def model(sim, label, run):
+        ins = source_prefix(sim, run, f"{label}_I")
+        info = sim.infos[f"{label}_O"]
+        outs = [info.split(v) for v in run.transfers(f"{label}_O")]
+        check([d for d, _ in outs] == ins, f"{label}: data changed on the way")
+        check([last for _, last in outs] == [int(j % k == k - 1) for j in range(len(outs))],
+              f"{label}: last not on every {k}th beat")
+        return len(outs)
+    return model

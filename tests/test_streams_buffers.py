@@ -1,0 +1,31 @@
+"""fault + Verilator, random stalls: pipe, skid buffer, FIFOs and a chain keep every beat in order."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.streams_sim import (FIFO_DEPTHS, check_all_runs, expect_mutant_caught, fifo_count_model,
+                               fifo_like, stream_sim)  # noqa: F401  (fixture)
+
+
+def test_pipe(stream_sim):
+    assert check_all_runs(stream_sim, "pipe", fifo_like(1)) > 1000
+
+
+def test_skid(stream_sim):
+    assert check_all_runs(stream_sim, "skid", fifo_like(2)) > 1000
+
+
+@pytest.mark.parametrize("depth", FIFO_DEPTHS)
+def test_fifo(stream_sim, depth):
+    assert check_all_runs(stream_sim, f"fifo{depth}", fifo_count_model(depth)) > 1000
+
+
+def test_chain_queue_pipe_skid(stream_sim):
+    assert check_all_runs(stream_sim, "chain", fifo_like(4 + 1 + 2)) > 1000
+
+
+@pytest.mark.parametrize("label,model", [("pipe_mut", fifo_like(1)), ("skid_mut", fifo_like(2)),
+                                         ("fifo3_mut", fifo_count_model(3))])
+def test_broken_buffers_are_caught(stream_sim, label, model):
+    expect_mutant_caught(stream_sim, label, model)
