@@ -94,7 +94,7 @@ class RmsNormConsts:
     @classmethod
     def make(cls, dim: int, frac: int = ACT_FRAC) -> "RmsNormConsts":
         ss_frac = 2 * frac - DOT_SHIFT
-        return cls(dim, frac, T.rms_eps_term(dim, ss_frac), T.scale_const(float(dim) ** 0.5))
+        return cls(dim, frac, T.rms_eps_term(dim, ss_frac), T.sqrt_scale(dim))
 
 
 def rmsnorm(x: np.ndarray, gain: GainVector, c: RmsNormConsts) -> np.ndarray:

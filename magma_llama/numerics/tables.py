@@ -19,9 +19,9 @@ from magma_llama.numerics.fixed import I64, ONE_Q30, Q30
 EXP_LUT_BITS = 8
 EXP_LUT_WIDTH = 32            # unsigned Q1.30 entries in [2^30, 2^31]
 # reciprocal and rsqrt: table seed, then Newton steps
-RECIP_LUT_BITS = 6            # 64 entries over [1, 2)
+RECIP_LUT_BITS = 8            # 256 entries over [1, 2)
 RECIP_NEWTON = 2
-RSQRT_LUT_BITS = 6            # 3 * 64 entries over [1, 4)
+RSQRT_LUT_BITS = 8            # 3 * 256 entries over [1, 4)
 RSQRT_NEWTON = 2
 SEED_WIDTH = 31               # unsigned Q1.30 seeds in (0.5, 1]
 # RoPE
@@ -68,6 +68,11 @@ def scale_const(x: float) -> tuple[int, int]:
     if mant == 1 << 31:
         mant, exp = ONE_Q30, exp + 1
     return mant, exp
+
+
+def sqrt_scale(n: int) -> tuple[int, int]:
+    """sqrt(n) as a Scale (RMSNorm: rsqrt(ss/dim + eps) = sqrt(dim) * rsqrt(ss + dim*eps))."""
+    return scale_const(math.sqrt(n))
 
 
 def inv_sqrt_q30(n: int) -> int:
