@@ -6,6 +6,10 @@ the tests check the transfers against Python models of the blocks."""
 
 from __future__ import annotations
 
+import fcntl
+import pickle
+import uuid
+
 import pytest
 
 from magma_llama import paths
@@ -59,12 +63,35 @@ class Sim:
         return {i.port: i for i in self.infos.values() if i.dut == label}
 
 
-@pytest.fixture(scope="session")
-def stream_sim() -> Sim:
+def once_per_test_run(request, name: str, compute):
+    """compute(workdir) once per pytest run, shared by xdist workers through a pickle under
+    build/tests/ guarded by a file lock (keyed by the run's id, so never stale)."""
+    worker = getattr(request.config, "workerinput", None)
+    runid = worker["testrunuid"] if worker else uuid.uuid4().hex
+    root = paths.build_dir() / "tests" / name
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        cache = root / f"{runid}.pickle"
+        if cache.exists():
+            return pickle.loads(cache.read_bytes())
+        for old in root.glob("*.pickle"):
+            old.unlink()
+        value = compute(root / runid)
+        cache.write_bytes(pickle.dumps(value))
+        return value
+
+
+def _simulate(workdir):
     from magma_llama.streams.testbench import make_bench, run_bench
     bench, infos, extras = make_bench(devices(), rom_fn=_rom)
-    runs = run_bench(bench, infos, extras, RUNS, CYCLES, paths.build_dir() / "tests" / "stream_bench")
+    runs = run_bench(bench, infos, extras, RUNS, CYCLES, workdir)
     return Sim(infos, extras, runs)
+
+
+@pytest.fixture(scope="session")
+def stream_sim(request) -> Sim:
+    return once_per_test_run(request, "stream_bench", _simulate)
 
 
 # ----------------------------------------------------------------------------------------
