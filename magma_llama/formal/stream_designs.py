@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import magma as m
 
 from magma_llama.formal.designs import Design, register
@@ -11,53 +13,40 @@ from magma_llama.streams import arbiter, demux, fifo, fork, join, packetize, pip
 from magma_llama.streams.chain import S
 from magma_llama.streams.types import StreamIn, StreamOut
 
-B = m.Bits
 # proofs use narrow payloads: the properties do not depend on the width, the solver does
-FW = B[3]
-EW = B[8]
+FW = m.Bits[3]
+EW = m.Bits[8]
+
+# name, doc, generator, emitted parameters, proved parameters, mutants, induction depth
+ROWS = [
+    ("pipe", "register slice, full throughput", Pipe, (), (), pipe.MUTANTS, 4),
+    ("skid", "skid buffer, registered ready", Skid, (), (), skid.MUTANTS, 4),
+    ("fifo", "FIFO depth 4 (emit) / 3 (proof), occupancy output", Fifo, (4,), (3,), fifo.MUTANTS, 6),
+    ("fifo1", "FIFO of depth 1 (edge case of the pointer logic)", Fifo, (1,), (1,), fifo.MUTANTS, 4),
+    ("fork", "broadcast to 2 (emit) / 3 (proof) outputs, exactly once each", Fork, (2,), (3,), fork.MUTANTS, 4),
+    ("join", "2 inputs -> one stream of pairs", Join, (2,), (2,), join.MUTANTS, 4),
+    ("arbiter", "round robin over 3 inputs", Arbiter, (3,), (3,), arbiter.MUTANTS, 6),
+    ("demux", "route by the beat's sel field to 3 outputs", Demux, (3,), (3,), demux.MUTANTS, 4),
+    ("upsize", "2 narrow beats -> 1 wide beat", Upsize, (2,), (2,), width.UPSIZE_MUTANTS, 6),
+    ("downsize", "1 wide beat -> 2 narrow beats", Downsize, (2,), (2,), width.DOWNSIZE_MUTANTS, 6),
+    ("packetize", "last on every 3rd beat", Packetize, (3,), (3,), packetize.MUTANTS, 4),
+]
 
 
-def _mut(table):
-    return tuple(table)
+def _formal(gen, params, mutant=None):
+    return gen(FW, *params, mutant=mutant, formal=True)
 
 
-register(Design("pipe", "register slice, full throughput",
-                emit=lambda: Pipe(EW), formal=lambda mutant=None: Pipe(FW, mutant, True),
-                mutants=_mut(pipe.MUTANTS), depth=4))
-register(Design("skid", "skid buffer, registered ready",
-                emit=lambda: Skid(EW), formal=lambda mutant=None: Skid(FW, mutant, True),
-                mutants=_mut(skid.MUTANTS), depth=4))
-register(Design("fifo", "FIFO depth 3 (proof) / 4 (emit), occupancy output",
-                emit=lambda: Fifo(EW, 4), formal=lambda mutant=None: Fifo(FW, 3, mutant, True),
-                mutants=_mut(fifo.MUTANTS), depth=6))
-register(Design("fifo1", "FIFO of depth 1 (the edge case of the pointer logic)",
-                emit=lambda: Fifo(EW, 1), formal=lambda mutant=None: Fifo(FW, 1, mutant, True),
-                mutants=_mut(fifo.MUTANTS), depth=4))
-register(Design("fork", "broadcast to 3 (proof) / 2 (emit) outputs, exactly once each",
-                emit=lambda: Fork(EW, 2), formal=lambda mutant=None: Fork(FW, 3, mutant, True),
-                mutants=_mut(fork.MUTANTS), depth=4))
-register(Design("join", "2 inputs -> one tuple stream",
-                emit=lambda: Join(EW, 2), formal=lambda mutant=None: Join(FW, 2, mutant, True),
-                mutants=_mut(join.MUTANTS), depth=4))
-register(Design("arbiter", "round robin, 3 inputs",
-                emit=lambda: Arbiter(EW, 3), formal=lambda mutant=None: Arbiter(FW, 3, mutant, True),
-                mutants=_mut(arbiter.MUTANTS), depth=6, mutant_depth=16))
-register(Design("demux", "route by the beat's sel field to 3 outputs",
-                emit=lambda: Demux(EW, 3), formal=lambda mutant=None: Demux(FW, 3, mutant, True),
-                mutants=_mut(demux.MUTANTS), depth=4))
-register(Design("upsize", "2 narrow beats -> 1 wide beat",
-                emit=lambda: Upsize(EW, 2), formal=lambda mutant=None: Upsize(FW, 2, mutant, True),
-                mutants=_mut(width.UPSIZE_MUTANTS), depth=6))
-register(Design("downsize", "1 wide beat -> 2 narrow beats",
-                emit=lambda: Downsize(EW, 2), formal=lambda mutant=None: Downsize(FW, 2, mutant, True),
-                mutants=_mut(width.DOWNSIZE_MUTANTS), depth=6))
-register(Design("packetize", "last on every 3rd beat",
-                emit=lambda: Packetize(EW, 3), formal=lambda mutant=None: Packetize(FW, 3, mutant, True),
-                mutants=_mut(packetize.MUTANTS), depth=4))
+for name, doc, gen, emit_params, formal_params, mutants, depth in ROWS:
+    register(Design(name, doc,
+                    emit=functools.partial(gen, EW, *emit_params),
+                    formal=functools.partial(_formal, gen, formal_params),
+                    mutants=tuple(mutants), depth=depth,
+                    mutant_depth=16 if name == "arbiter" else 14))
 
 
 class Chain(m.Circuit):
-    """The SpinalHDL-style example of docs/streams.md: queue(4) then pipe then skid."""
+    """The SpinalHDL-style example of docs/streams.md: queue(4), then pipe, then skid."""
     io = m.IO(I=StreamIn(EW), O=StreamOut(EW)) + m.ClockIO(has_reset=True)
     S(io.I).queue(4).pipe().skid() >> io.O
 

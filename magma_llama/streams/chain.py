@@ -83,24 +83,24 @@ class S:
         return sink
 
 
-def join_streams(*streams) -> S:
-    """N producing ends -> one stream of N-tuples."""
-    from magma_llama.streams.join import Join
+def _merge(generator, streams) -> S:
     ss = [s if isinstance(s, S) else S(s) for s in streams]
-    inst = Join(ss[0].T, len(ss))()
+    inst = generator(ss[0].T, len(ss))()
     for k, s in enumerate(ss):
         m.wire(s.port, getattr(inst, f"I{k}"))
     return S(inst.O)
+
+
+def join_streams(*streams) -> S:
+    """N producing ends -> one stream of N-tuples."""
+    from magma_llama.streams.join import Join
+    return _merge(Join, streams)
 
 
 def arbitrate(*streams) -> S:
     """N producing ends -> one stream, round robin."""
     from magma_llama.streams.arbiter import Arbiter
-    ss = [s if isinstance(s, S) else S(s) for s in streams]
-    inst = Arbiter(ss[0].T, len(ss))()
-    for k, s in enumerate(ss):
-        m.wire(s.port, getattr(inst, f"I{k}"))
-    return S(inst.O)
+    return _merge(Arbiter, streams)
 
 
 def demux_stream(stream, n: int) -> list[S]:

