@@ -9,7 +9,7 @@ For each weight format and each scenario (greedy from BOS, and after two prompts
 The float reference equals run.c token for token (tests/test_reference.py), so
 "equal to the reference" is "equal to llama2.c".
 
-    .venv/bin/python benchmarks/fidelity.py [--formats w8,w16,w24] [--group 32] [--rule fit]
+    .venv/bin/python benchmarks/fidelity.py [--formats w8,w16,w24] [--group 32] [--rule mse|fit]
         [--frac 20] [--steps 256] [--json]
 """
 
@@ -32,7 +32,7 @@ from magma_llama.io.tokenizer import BOS, read_tokenizer  # noqa: E402
 from magma_llama.numerics.fixed import to_float  # noqa: E402
 from magma_llama.numerics.functions import argmax  # noqa: E402
 from magma_llama.numerics.image import from_bytes, quantize_checkpoint, to_bytes  # noqa: E402
-from magma_llama.numerics.weights import weight_format  # noqa: E402
+from magma_llama.numerics.weights import DEFAULT_RULE, weight_format  # noqa: E402
 from magma_llama.reference.forward import FloatTransformer  # noqa: E402
 
 PROMPTS = ["", "Once upon a time", "Lily and Tom went"]
@@ -99,7 +99,7 @@ def main(argv=None) -> int:
     ap.add_argument("--tokenizer", default=str(paths.default_tokenizer()))
     ap.add_argument("--formats", default="w8,w16,w24")
     ap.add_argument("--group", type=int, default=32)
-    ap.add_argument("--rule", default="fit", choices=["fit", "mse"])
+    ap.add_argument("--rule", default=DEFAULT_RULE, choices=["fit", "mse"])
     ap.add_argument("--frac", type=int, default=None, help="activation fraction bits (default: ACT_FRAC)")
     ap.add_argument("--steps", type=int, default=256)
     ap.add_argument("--json", action="store_true")

@@ -59,7 +59,7 @@ def test_cli_golden_ids(stories260k, tmp_path, monkeypatch):
     args = ("golden", "--model", stories260k[0], "--tokenizer", stories260k[1], "-t", "0", "-n", "24")
     out = run_cli(*args, "--ids", check=True)
     assert [int(x) for x in out.stdout.split()] == ORACLE["greedy"]["ids"][:24]
-    assert len(list((tmp_path / "weights").glob("stories260K-*-w16-g32.mlwi"))) == 1    # cached image
+    assert len(list((tmp_path / "weights").glob("stories260K-*-w16-g32-mse.mlwi"))) == 1    # cached image
     text = run_cli(*args, check=True).stdout
     assert ORACLE["greedy"]["text"].startswith(text.rstrip("\n")) and len(text) > 40
 

@@ -30,7 +30,7 @@ def test_quantize_matrix_error_bound(bits, group):
     rng = np.random.default_rng(bits + group)
     w = (rng.standard_normal((13, 100)) * np.exp2(rng.integers(-12, 3, (13, 1)))).astype(np.float32)
     w[3, :40] = 0.0                                           # an all-zero group
-    q = quantize_matrix(w, bits, group)
+    q = quantize_matrix(w, bits, group, "fit")
     assert q.exp.shape == (13, -(-100 // group)) and q.mant.dtype == np.int64
     assert np.abs(q.mant).max() <= (1 << (bits - 1)) - 1
     e = q.exp_per_weight()

@@ -21,11 +21,14 @@ def _group(s: str) -> int:
 
 
 def add_weight_args(p) -> None:
-    from magma_llama.numerics.weights import DEFAULT_FORMAT, DEFAULT_GROUP, WEIGHT_FORMATS
+    from magma_llama.numerics.weights import DEFAULT_FORMAT, DEFAULT_GROUP, DEFAULT_RULE, EXPONENT_RULES, WEIGHT_FORMATS
     p.add_argument("--weights", choices=list(WEIGHT_FORMATS), default=DEFAULT_FORMAT,
                    help=f"weight format: signed mantissa bits (default {DEFAULT_FORMAT})")
     p.add_argument("--group", type=_group, default=DEFAULT_GROUP,
                    help=f"weights per power-of-two exponent along a row (default {DEFAULT_GROUP})")
+    p.add_argument("--exp-rule", choices=list(EXPONENT_RULES), default=DEFAULT_RULE,
+                   help="quantizer's exponent choice: fit (no clipping) or mse (least squared error; "
+                        f"default {DEFAULT_RULE})")
 
 
 def register(subparsers) -> None:
@@ -55,7 +58,7 @@ def cmd_golden(args) -> int:
     from magma_llama.numerics.weights import weight_format
 
     check_topp(args.temperature, args.topp)
-    fmt = weight_format(args.weights, args.group)
+    fmt = weight_format(args.weights, args.group, args.exp_rule)
     ckpt, tokenizer = cli.load_model_and_tokenizer(args)
     image, _ = load_or_build(ckpt, fmt, args.image)
 

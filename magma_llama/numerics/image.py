@@ -276,8 +276,7 @@ def check_matches(img: WeightImage, ckpt: Checkpoint, fmt: WeightFormat, sha256:
 def cached_image_path(ckpt_path: str, fmt: WeightFormat, sha256: bytes) -> str:
     from magma_llama import paths
     stem = os.path.splitext(os.path.basename(ckpt_path))[0]
-    rule = "" if fmt.rule == "fit" else f"-{fmt.rule}"
-    return str(paths.build_dir() / "weights" / f"{stem}-{sha256.hex()[:12]}-{fmt.name}-g{fmt.group}{rule}.mlwi")
+    return str(paths.build_dir() / "weights" / f"{stem}-{sha256.hex()[:12]}-{fmt.name}-g{fmt.group}-{fmt.rule}.mlwi")
 
 
 def load_or_build(ckpt: Checkpoint, fmt: WeightFormat, image_path: str | None = None) -> tuple[WeightImage, str]:
