@@ -10,6 +10,7 @@ from tests.conftest import run_cli
 def test_emit_every_design_and_lint(tmp_path):
     from magma_llama.formal.designs import select
     from magma_llama.formal.emit import emit, lint
+    from magma_llama.formal.structure import valid_depends_on_ready
     res = emit([], ["coreir", "verilog"], tmp_path)
     assert [r["name"] for r in res] == [d.name for d in select([])]
     for r in res:
@@ -21,6 +22,7 @@ def test_emit_every_design_and_lint(tmp_path):
         assert r["top"] in json.load(open(j[0]))["namespaces"]["global"]["modules"]
         clean, msgs = lint(tmp_path / v[0])
         assert clean, msgs
+        assert not valid_depends_on_ready(tmp_path / v[0], r["top"]), f"{r['name']}: valid depends on ready"
 
 
 def test_lint_can_fail(tmp_path):
@@ -31,7 +33,18 @@ def test_lint_can_fail(tmp_path):
     assert not clean and "WIDTH" in msgs
 
 
+def test_r3_check_can_fail(tmp_path):
+    from magma_llama.formal.structure import valid_depends_on_ready
+    v = tmp_path / "Waits.v"
+    v.write_text("module Waits(input CLK, input I_valid, input O_ready, output O_valid, output I_ready);\n"
+                 "  reg r; always @(posedge CLK) r <= I_valid;\n"
+                 "  assign O_valid = r & O_ready;\n  assign I_ready = O_ready;\nendmodule\n")
+    assert valid_depends_on_ready(v, "Waits")
+    v.write_text(v.read_text().replace("r & O_ready", "r"))
+    assert not valid_depends_on_ready(v, "Waits")
+
+
 def test_cli_emit_one_format(tmp_path):
     proc = run_cli("emit", "--format", "verilog", "--out", tmp_path, "--lint", "fifo", check=True)
-    assert "lint clean" in proc.stdout
+    assert "lint clean, R3 ok" in proc.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["Fifo_b8_d4.v"]

@@ -14,13 +14,15 @@ def register(subparsers) -> None:
                    help="coreir (.json) or verilog (.v); repeat for both (default: both)")
     p.add_argument("--out", default=None, help="output folder (default: build/emit)")
     p.add_argument("--lint", action="store_true",
-                   help="run verilator --lint-only -Wall on each .v (waivers: formal/lint_waivers.vlt)")
+                   help="run verilator --lint-only -Wall on each .v (waivers: formal/lint_waivers.vlt) "
+                        "and check that no valid depends combinationally on a ready (rule R3)")
     p.add_argument("-j", "--jobs", type=int, default=2, help="parallel compiles (default 2)")
     p.set_defaults(func=cmd_emit)
 
 
 def cmd_emit(args) -> int:
     from magma_llama.formal.emit import emit, lint
+    from magma_llama.formal.structure import valid_depends_on_ready
 
     out = Path(args.out) if args.out else paths.build_dir() / "emit"
     formats = args.format or ["coreir", "verilog"]
@@ -34,5 +36,10 @@ def cmd_emit(args) -> int:
                 if not clean:
                     status = 1
                     print(msgs)
+                if valid_depends_on_ready(Path(f), r["top"]):
+                    note += ", R3 FAILED (valid depends on ready)"
+                    status = 1
+                else:
+                    note += ", R3 ok"
             print(f"{r['name']:<10} {f}{note}")
     return status

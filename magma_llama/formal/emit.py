@@ -1,17 +1,13 @@
 """Write designs of the table as CoreIR JSON and Verilog, and lint the Verilog.
 
-Each design is compiled in its own Python process: magma 2.6's CoreIR backend
+Each design is compiled in its own (forked) process: magma 2.6's CoreIR backend
 rewires shared primitive definitions (muxes), so a second CoreIR compile in the
 same process can fail.  Files are named after the top module, which carries the
 parameters (e.g. Fifo_b8_d4.v), so Verilator's file/module name check holds."""
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
-import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from magma_llama.errors import MagmaLlamaError
@@ -54,22 +50,32 @@ def _emit_here(name: str, formats: list[str], outdir: Path) -> dict:
     return {"name": name, "top": circuit.name, "files": files}
 
 
+def _emit_child(job):
+    name, formats, outdir = job
+    try:
+        return _emit_here(name, formats, Path(outdir))
+    except Exception as e:  # reported by the parent as one error line
+        return {"name": name, "error": f"{type(e).__name__}: {e}"}
+
+
 def emit(names: list[str], formats: list[str], outdir: Path, workers: int = 2) -> list[dict]:
-    """Emit every named design (all when none); returns [{name, top, files}]."""
+    """Emit every named design (all when none); returns [{name, top, files}].
+
+    Each design compiles in a fresh process forked from this one (magma is imported
+    once, here), see the module docstring."""
+    import multiprocessing
+
     from magma_llama.formal.designs import select
+    import magma  # noqa: F401  (imported before forking, so children start warm)
     designs = [d.name for d in select(names)]
     outdir.mkdir(parents=True, exist_ok=True)
-
-    def one(name):
-        cmd = [sys.executable, "-m", "magma_llama.formal.emit", name, ",".join(formats), str(outdir)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
-        if proc.returncode != 0:
-            tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            raise EmitError(f"could not emit {name}: {tail}")
-        return json.loads(proc.stdout.strip().splitlines()[-1])
-
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        return list(pool.map(one, designs))
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(processes=max(1, workers), maxtasksperchild=1) as pool:
+        results = pool.map(_emit_child, [(n, list(formats), str(outdir)) for n in designs], chunksize=1)
+    for r in results:
+        if "error" in r:
+            raise EmitError(f"could not emit {r['name']}: {r['error']}")
+    return results
 
 
 def lint(verilog: Path) -> tuple[bool, str]:
@@ -81,8 +87,3 @@ def lint(verilog: Path) -> tuple[bool, str]:
     return proc.returncode == 0 and "%Warning" not in msgs and "%Error" not in msgs, msgs.strip()
 
 
-if __name__ == "__main__":  # one design per process, see the module docstring
-    import warnings
-    warnings.simplefilter("ignore")
-    name, fmts, out = sys.argv[1], sys.argv[2].split(","), Path(sys.argv[3])
-    print(json.dumps(_emit_here(name, fmts, out)))
