@@ -42,9 +42,32 @@ def devices():
         "up": Upsize(B4, N_UP), "up_mut": Upsize(B4, N_UP, "drop"),
         "down": Downsize(B4, N_DOWN), "down_mut": Downsize(B4, N_DOWN, "short"),
         "pkt": Packetize(B8, K_PACKET), "pkt_mut": Packetize(B8, K_PACKET, "count_valid"),
-        "chain": Chain,
+        "chain": Chain, "roundtrip": _roundtrip(), "forkjoin": _forkjoin(),
     }
     return d
+
+
+def _roundtrip():
+    """Chain API: upsize then downsize then pipe is the identity on beats."""
+    import magma as m
+    from magma_llama.streams import S, StreamIn, StreamOut
+
+    class RoundTrip(m.Circuit):
+        io = m.IO(I=StreamIn(m.Bits[4]), O=StreamOut(m.Bits[4])) + m.ClockIO(has_reset=True)
+        S(io.I).upsize(N_UP).downsize().pipe() >> io.O
+    return RoundTrip
+
+
+def _forkjoin():
+    """Chain API: fork in two, delay one side in a queue, join again: pairs (x, x)."""
+    import magma as m
+    from magma_llama.streams import S, StreamIn, StreamOut
+
+    class ForkJoin(m.Circuit):
+        io = m.IO(I=StreamIn(m.Bits[4]), O=StreamOut(m.Tuple[m.Bits[4], m.Bits[4]])) + m.ClockIO(has_reset=True)
+        a, b = S(io.I).fork(2)
+        a.queue(2).join(b.skid()) >> io.O
+    return ForkJoin
 
 
 def _rom(label, port, widths, rng):
@@ -204,6 +227,16 @@ def fork_model(n):
                 check(j - 1 < len(ci) and ci[j - 1] < co[j], f"{label}.O{k}: took beat {j} twice or too early")
         return len(ins)
     return model
+
+
+def forkjoin_model(sim, label, run):
+    """Each input beat comes out once, as the pair (x, x), in order."""
+    ins = source_prefix(sim, run, f"{label}_I")
+    info = sim.infos[f"{label}_O"]
+    outs = [info.split(v) for v in run.transfers(f"{label}_O")]
+    check(outs == [(x, x) for x in ins[:len(outs)]], f"{label}: pairs are not (x, x) in input order")
+    check(0 <= len(ins) - len(outs) <= 3, f"{label}: {len(ins) - len(outs)} beats inside")
+    return len(outs)
 
 
 def join_model(n):

@@ -1,11 +1,11 @@
-"""fault + Verilator, random stalls: pipe, skid buffer, FIFOs and a chain keep every beat in order."""
+"""fault + Verilator, random stalls: pipe, skid buffer, FIFOs and chains built with `S(...)` keep every beat in order."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.streams_sim import (FIFO_DEPTHS, check_all_runs, expect_mutant_caught, fifo_count_model,
-                               fifo_like, stream_sim)  # noqa: F401  (fixture)
+from tests.streams_sim import (FIFO_DEPTHS, N_UP, check_all_runs, expect_mutant_caught,
+                               fifo_count_model, fifo_like, forkjoin_model, stream_sim)  # noqa: F401
 
 
 def test_pipe(stream_sim):
@@ -23,6 +23,14 @@ def test_fifo(stream_sim, depth):
 
 def test_chain_queue_pipe_skid(stream_sim):
     assert check_all_runs(stream_sim, "chain", fifo_like(4 + 1 + 2)) > 1000
+
+
+def test_chain_upsize_downsize_pipe_is_identity(stream_sim):
+    assert check_all_runs(stream_sim, "roundtrip", fifo_like(N_UP + N_UP + 1)) > 1000
+
+
+def test_chain_fork_queue_join(stream_sim):
+    assert check_all_runs(stream_sim, "forkjoin", forkjoin_model) > 1000
 
 
 @pytest.mark.parametrize("label,model", [("pipe_mut", fifo_like(1)), ("skid_mut", fifo_like(2)),
