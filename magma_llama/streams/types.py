@@ -9,9 +9,10 @@ about them.  The full rule is in docs/streams.md.
 from __future__ import annotations
 
 import functools
-import re
 
 import magma as m
+
+from magma_llama.streams._base import tag
 
 
 def Stream(T):
@@ -32,14 +33,14 @@ def StreamOut(T):
 @functools.lru_cache(maxsize=None)
 def Packet(T):
     """Payload T plus `last`, set on the final beat of a packet."""
-    name = f"Packet_{_type_tag(T)}"
+    name = f"Packet_{tag(T)}"
     return m.Product.from_fields(name, {"data": T, "last": m.Bit})
 
 
 @functools.lru_cache(maxsize=None)
 def Routed(T, n: int):
     """Payload T plus `sel`, the index of the output a demux sends it to."""
-    name = f"Routed_{_type_tag(T)}_{n}"
+    name = f"Routed_{tag(T)}_{n}"
     return m.Product.from_fields(name, {"sel": m.UInt[clog2(n)], "data": T})
 
 
@@ -51,10 +52,6 @@ def payload_type(port):
 def clog2(n: int) -> int:
     """Bits to index n things; at least 1 so every select signal has a width."""
     return max(1, (n - 1).bit_length())
-
-
-def _type_tag(T) -> str:
-    return re.sub(r"\W+", "_", str(T)).strip("_")
 
 
 def width(T) -> int:
