@@ -51,6 +51,12 @@ def test_mse_rule_never_worse():
     assert (e_mse <= e_fit).all() and (e_mse < e_fit).any()
 
 
+def test_gain_bound():
+    from magma_llama.numerics.weights import check_gain_bound
+    assert check_gain_bound(quantize_matrix(np.full((1, 8), 3.0, np.float32), 24, 32)) is None
+    assert check_gain_bound(quantize_matrix(np.array([[1.0, 2.0 ** 33]], np.float32), 24, 1)) == 1
+
+
 def test_accumulator_bound_refuses_huge_weights(gqa):
     ckpt = gqa[0]
     q = quantize_matrix(np.full((2, 64), 3e4, np.float32), 16, 32)

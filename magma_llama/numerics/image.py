@@ -24,7 +24,7 @@ from magma_llama.io.checkpoint import Checkpoint, Config
 from magma_llama.numerics.fixed import I64
 from magma_llama.numerics.weights import (
     EXP_BITS, EXP_MAX, EXP_MIN, EXPONENT_RULES, GAIN_BITS, WEIGHT_FORMATS, QuantMatrix, WeightFormat,
-    check_accumulator_bound, quantize_matrix,
+    check_accumulator_bound, check_gain_bound, quantize_matrix,
 )
 
 MAGIC = b"MLWI"
@@ -112,10 +112,11 @@ def quantize_checkpoint(ckpt: Checkpoint, fmt: WeightFormat, sha256: bytes | Non
     for name, kind, rows, cols in section_layout(ckpt.config):
         bits = GAIN_BITS if kind == KIND_GAIN else fmt.bits
         q = quantize_matrix(_source_tensor(ckpt, name).reshape(rows, cols), bits, fmt.group, fmt.rule)
-        bad = check_accumulator_bound(q) if kind == KIND_MATRIX else None
-        if bad is not None:
+        if kind == KIND_MATRIX and (bad := check_accumulator_bound(q)) is not None:
             raise CheckpointError(f"{name}: row {bad} has weights too large for the 64-bit accumulator "
                                   f"in format {fmt.name}")
+        if kind == KIND_GAIN and (bad := check_gain_bound(q)) is not None:
+            raise CheckpointError(f"{name}: gain {bad} is too large for the RMSNorm datapath")
         img.sections[name] = Section(name, kind, q)
     return img
 
@@ -257,6 +258,8 @@ def from_bytes(data: bytes, path: str = "<bytes>") -> WeightImage:
         q = QuantMatrix(mant, exp, group)
         if kind == KIND_MATRIX and check_accumulator_bound(q) is not None:
             raise bad(f"section {name}: weights could overflow the accumulator")
+        if kind == KIND_GAIN and check_gain_bound(q) is not None:
+            raise bad(f"section {name}: a gain could overflow the RMSNorm datapath")
         img.sections[name] = Section(name, kind, q)
     return img
 
@@ -285,7 +288,12 @@ def load_or_build(ckpt: Checkpoint, fmt: WeightFormat, image_path: str | None = 
     path = image_path or cached_image_path(ckpt.path, fmt, sha)
     if image_path is None and not os.path.exists(path):
         write_image(quantize_checkpoint(ckpt, fmt, sha), path)
-    img = read_image(path)
+    try:
+        img = read_image(path)
+    except WeightImageCorruptError as e:
+        if image_path is None:   # our own cache: say how to get a good one
+            raise WeightImageCorruptError(f"{e} (a cached image: delete it to rebuild)") from None
+        raise
     check_matches(img, ckpt, fmt, sha, path)
     if image_path is None and img.fmt.rule != fmt.rule:
         raise WeightImageMismatchError(f"{path}: exponent rule {img.fmt.rule}, asked for {fmt.rule}")

@@ -85,7 +85,7 @@ def rms_eps_term(dim: int, frac: int) -> int:
 
     rsqrt(ss/dim + eps) = sqrt(dim) * rsqrt(ss + dim*eps), so the mean needs no divider.
     """
-    return int(math.floor(RMS_EPS * dim * (1 << frac) + 0.5))
+    return max(1, int(math.floor(RMS_EPS * dim * (1 << frac) + 0.5)))  # >= 1: rsqrt needs ss > 0
 
 
 @lru_cache(maxsize=None)

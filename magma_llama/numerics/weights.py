@@ -149,3 +149,13 @@ def check_accumulator_bound(q: QuantMatrix) -> int | None:
     row = (gsum * np.exp2((q.exp + MATVEC_EXTRA).astype(np.float64))).sum(axis=1)
     bad = np.flatnonzero(row >= 2.0 ** 30)
     return int(bad[0]) if bad.size else None
+
+
+def check_gain_bound(q: QuantMatrix) -> int | None:
+    """The first gain whose product with an int32 activation could overflow 64 bits, or None.
+
+    RMSNorm forms u * m (32 x GAIN_BITS bits) and shifts it by e: safe when |m| * 2^e < 2^31.
+    """
+    big = np.abs(q.mant) >= np.left_shift(I64(1), np.clip(31 - q.exp_per_weight(), 0, 62))
+    bad = np.flatnonzero(big.ravel())
+    return int(bad[0]) if bad.size else None
