@@ -54,13 +54,10 @@ class GoldenTransformer:
             self.key_cache[l, pos] = k
             self.value_cache[l, pos] = v
             # S2/S3: attention per query head; GQA: head h reads kv head h // kv_mul
-            keys = self.key_cache[l, : pos + 1]
-            values = self.value_cache[l, : pos + 1]
-            att = np.empty(c.dim, I64)
-            for h in range(c.n_heads):
-                kv = (h // c.kv_mul) * hs
-                att[h * hs:(h + 1) * hs] = S.attention_head(
-                    q[h * hs:(h + 1) * hs], keys[:, kv:kv + hs], values[:, kv:kv + hs], self.isq, f)
+            kv_of_head = np.arange(c.n_heads) // c.kv_mul
+            keys = self.key_cache[l, : pos + 1].reshape(pos + 1, c.n_kv_heads, hs)[:, kv_of_head]
+            values = self.value_cache[l, : pos + 1].reshape(pos + 1, c.n_kv_heads, hs)[:, kv_of_head]
+            att = S.attention(q.reshape(c.n_heads, hs), keys, values, self.isq, f).reshape(c.dim)
             # S4: output projection and residual
             x = S.residual(x, S.matvec(w["wo"], att))
             self.taps[f"layer{l}.attn"] = x

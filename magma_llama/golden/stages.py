@@ -131,38 +131,53 @@ def rope(vec: np.ndarray, pos: int, head_size: int, cos: np.ndarray, sin: np.nda
 
 
 def attention_scores(q: np.ndarray, keys: np.ndarray, isq: int, frac: int = ACT_FRAC) -> np.ndarray:
-    """s_t = q . k_t / sqrt(hs).  In: q [hs], keys [T, hs] Q.F; isq = 1/sqrt(hs) in Q1.30.
+    """s_ht = q_h . k_ht / sqrt(hs).  In: q [H, hs], keys [T, H, hs] Q.F; isq = 1/sqrt(hs) in Q1.30.
+    Out: [H, T] Q.F.
 
     dot = sum rshr(q_i k_i, DOT_SHIFT) (64-bit, 2F - DOT_SHIFT fraction bits);
     s = sat32(round(dot * isq / 2^(30 + F - DOT_SHIFT))) with one 64 x 31 multiply.
     """
-    dot = rshr(keys * q[None, :], DOT_SHIFT).sum(axis=1)
+    dot = rshr(keys * q[None], DOT_SHIFT).sum(axis=2).T
     return sat(mul_rshr_wide(dot, isq, Q30 + frac - DOT_SHIFT))
 
 
-def attention_head(q: np.ndarray, keys: np.ndarray, values: np.ndarray, isq: int,
-                   frac: int = ACT_FRAC) -> np.ndarray:
-    """One query head over positions 0..pos.  In: q [hs], keys/values [T, hs] Q.F.  Out: Q.F [hs].
+def attention(q: np.ndarray, keys: np.ndarray, values: np.ndarray, isq: int,
+              frac: int = ACT_FRAC) -> np.ndarray:
+    """Query heads over positions 0..pos, each head independent (the hardware may run them one
+    after the other).  In: q [H, hs], keys/values [T, H, hs] Q.F (the KV head of each query
+    head, GQA already resolved).  Out: [H, hs] Q.F.
 
-    Online softmax in stream order (numerics.functions.online_softmax_runs).  When the
-    running max rises (a new run starts): l = rshr(l * alpha, 30), O_i = rshr(O_i * alpha, 30)
+    Per head, online softmax in stream order (numerics.functions.online_softmax_runs).  When
+    the running max rises (a new run starts): l = rshr(l * alpha, 30), O_i = rshr(O_i * alpha, 30)
     (64 x 31 multiplies).  Every position: l += p_t (Q.30, 64-bit) and
     O_i += rshr(p_t * v_ti, 30 - ATT_EXTRA) (64-bit, F + ATT_EXTRA fraction bits).
     At the end: inv = recip(l); out_i = sat32(round(O_i * inv.mant / 2^(30 - inv.exp + ATT_EXTRA))).
     """
-    scores = attention_scores(q, keys, isq, frac)
+    h, t, hs = q.shape[0], keys.shape[0], q.shape[1]
+    scores = attention_scores(q, keys, isq, frac)                       # [H, T]
     starts, alpha, p = online_softmax_runs(scores, frac)
-    terms = rshr(p[:, None] * values, Q30 - ATT_EXTRA)
-    run_l = np.add.reduceat(p, starts).tolist()
+    terms = rshr(p[..., None] * values.transpose(1, 0, 2), Q30 - ATT_EXTRA).reshape(h * t, hs)
+    run_l = np.add.reduceat(p.ravel(), starts).tolist()
     run_o = np.add.reduceat(terms, starts, axis=0).tolist()
     half = 1 << (Q30 - 1)
-    l, o = run_l[0], run_o[0]
-    for a, pl, po in zip(alpha[1:].tolist(), run_l[1:], run_o[1:]):
-        # a run boundary: rescale, then add the run's sums (Python ints: 64 x 31 products)
-        l = ((l * a + half) >> Q30) + pl
-        o = [((oi * a + half) >> Q30) + ti for oi, ti in zip(o, po)]
-    mant, exp = recip(l, Q30)
-    return sat(mul_rshr_wide(np.asarray(o, I64), mant, Q30 - exp + ATT_EXTRA))
+    l, o = [0] * h, [None] * h
+    for head, a, pl, po in zip((starts // I64(t)).tolist(), alpha.tolist(), run_l, run_o):
+        if o[head] is None:                                             # the head's first run
+            l[head], o[head] = pl, po
+        else:                                                           # Python ints: 64 x 31 products
+            l[head] = ((l[head] * a + half) >> Q30) + pl
+            o[head] = [((oi * a + half) >> Q30) + ti for oi, ti in zip(o[head], po)]
+    mant, exp = recip(np.asarray(l, I64), Q30)
+    out = np.empty((h, hs), I64)
+    for head in range(h):
+        out[head] = sat(mul_rshr_wide(np.asarray(o[head], I64), int(mant[head]), Q30 - int(exp[head]) + ATT_EXTRA))
+    return out
+
+
+def attention_head(q: np.ndarray, keys: np.ndarray, values: np.ndarray, isq: int,
+                   frac: int = ACT_FRAC) -> np.ndarray:
+    """One query head: q [hs], keys/values [T, hs] -> [hs] (see `attention`)."""
+    return attention(q[None], keys[:, None], values[:, None], isq, frac)[0]
 
 
 def swiglu(h1: np.ndarray, h3: np.ndarray, frac: int = ACT_FRAC) -> np.ndarray:

@@ -166,11 +166,13 @@ def argmax(x: np.ndarray) -> int:
 def online_softmax_runs(scores: np.ndarray, frac: int = ACT_FRAC):
     """The running max of the online softmax, split into runs where it is constant.
 
-    In:  scores, signed Q.frac (int32 range), positions 0..pos in stream order.
-    Out: (starts, alpha, p): starts[k] is the first position of run k (starts[0] = 0);
-    alpha[k] = e^(M_(k-1) - M_k) in Q1.30 (alpha[0] = 2^30), the factor by which the
-    running sum and the weighted-V accumulator are rescaled when run k starts;
-    p[t] = e^(s_t - M_t) in Q1.30 with M_t the running max at t.
+    In:  scores, signed Q.frac (int32 range), [T] or [H, T] (one row per head), positions
+    0..pos in stream order.
+    Out: (starts, alpha, p): starts[k] is the first position of run k in the flattened
+    scores (every row starts a run at its position 0); alpha[k] = e^(M_(k-1) - M_k) in
+    Q1.30 (2^30 for a row's first run), the factor by which the running sum and the
+    weighted-V accumulator are rescaled when run k starts; p = e^(s_t - M_t) in Q1.30,
+    shaped like scores, with M_t the running max at t.
 
     The hardware keeps (M, l, O) and, per score s_t: if t == 0, M = s_t; elif s_t > M,
     rescales l and O by alpha = e^(M - s_t) and sets M = s_t; then adds p_t = e^(s_t - M)
@@ -178,12 +180,16 @@ def online_softmax_runs(scores: np.ndarray, frac: int = ACT_FRAC):
     golden model forms all p and alpha with one vector operation each.
     """
     s = np.asarray(scores, I64)
-    run_max = np.maximum.accumulate(s)
-    starts = np.concatenate([[0], np.flatnonzero(s[1:] > run_max[:-1]) + 1]).astype(I64)
-    p = exp_neg(s - run_max, frac)
-    alpha = np.full(starts.size, ONE_Q30, I64)
-    if starts.size > 1:
-        alpha[1:] = exp_neg(run_max[starts[1:] - 1] - run_max[starts[1:]], frac)
+    s2 = s.reshape(-1, s.shape[-1])
+    t = s2.shape[1]
+    run_max = np.maximum.accumulate(s2, axis=1)
+    new = np.ones(s2.shape, bool)
+    new[:, 1:] = s2[:, 1:] > run_max[:, :-1]
+    starts = np.flatnonzero(new.ravel()).astype(I64)
+    flat_max = run_max.ravel()
+    first = starts % I64(t) == 0
+    alpha = np.where(first, I64(ONE_Q30), exp_neg(flat_max[np.maximum(starts - 1, 0)] - flat_max[starts], frac))
+    p = exp_neg(s2 - run_max, frac).reshape(s.shape)
     return starts, alpha, p
 
 
