@@ -16,7 +16,7 @@ from magma_llama.golden.model import GoldenTransformer
 from magma_llama.io.checkpoint import read_checkpoint
 from magma_llama.io.tokenizer import read_tokenizer
 from magma_llama.numerics import tables as T
-from magma_llama.numerics.fixed import ACT_FRAC, I64, from_float, to_float
+from magma_llama.numerics.fixed import ACT_FRAC, I64, MATVEC_EXTRA, from_float, rshr, sat, shift_each, to_float
 from magma_llama.numerics.image import quantize_checkpoint
 from magma_llama.numerics.sampling import HardwareSampler, prng_seed, sample_temperature, xorshift32
 from magma_llama.numerics.weights import quantize_matrix, weight_format
@@ -85,6 +85,50 @@ def test_taps_follow_float_reference_gqa_unshared(synthetic):
             assert np.abs(got - want).max() <= 2e-5 * max(1.0, np.abs(want).max()), (pos, name)
             assert g.taps[name].dtype == I64
         token = int(np.argmax(f.taps["logits"]))
+
+
+def test_detailed_taps_chain_through_the_stages(synthetic):
+    """Every detailed tap is its stage applied to the tap before it (what per-stage RTL tests rely on)."""
+    ck = read_checkpoint(synthetic("gqa_unshared", 1)[0])
+    img = quantize_checkpoint(ck, weight_format("w16"))
+    g = GoldenTransformer(img, detailed_taps=True)
+    plain = GoldenTransformer(img)
+    for pos, token in enumerate([3, 9, 4]):
+        logits = g.forward(token, pos)
+        assert (logits == plain.forward(token, pos)).all()
+    tp, c = g.taps, ck.config
+    mv = lambda name, x: S.matvec(S.MatVecWeights.from_quant(img.matrix(name)), x)  # noqa: E731
+    assert (tp["layer1.v"] == mv("layer1.wv", tp["layer1.xb_att"])).all()
+    assert (tp["layer1.q"] == S.rope(mv("layer1.wq", tp["layer1.xb_att"]), 2, c.head_size, g.cos, g.sin)).all()
+    assert (tp["layer1.attn"] == S.residual(tp["layer0.ffn"], mv("layer1.wo", tp["layer1.att"]))).all()
+    assert (tp["layer1.swiglu"] == S.swiglu(tp["layer1.h1"], tp["layer1.h3"])).all()
+    assert (tp["layer1.ffn"] == S.residual(tp["layer1.attn"], mv("layer1.w2", tp["layer1.swiglu"]))).all()
+    assert (tp["logits"] == mv("wcls", tp["xb_final"])).all()
+    head = 4                                          # GQA: query head 4 reads kv head 4 // 3 = 1
+    hs = c.head_size
+    kv = g.key_cache[1, :3, hs:2 * hs], g.value_cache[1, :3, hs:2 * hs]
+    assert (tp["layer1.att"][head * hs:(head + 1) * hs] ==
+            S.attention_head(tp["layer1.q"][head * hs:(head + 1) * hs], *kv, g.isq)).all()
+
+
+def test_weight_beats_stream_rows_in_lane_order():
+    from magma_llama.numerics.weights import weight_beats
+    rng = np.random.default_rng(8)
+    q = quantize_matrix(rng.standard_normal((5, 70)).astype(np.float32), 8, 32)
+    x = rng.integers(-(1 << 20), 1 << 20, 70, dtype=I64)
+    want = S.matvec(S.MatVecWeights.from_quant(q), x)
+    for lanes in (1, 4, 16, 64):
+        m, e = weight_beats(q, lanes)
+        assert m.shape == (5, -(-70 // lanes), lanes)
+        assert (m.reshape(5, -1)[:, :70] == q.mant).all() and (e.reshape(5, -1)[:, :70] == q.exp_per_weight()).all()
+        # a lane-by-lane engine: per beat, L products shifted by their own exponent, into one accumulator
+        xs = np.zeros(m.shape[1] * lanes, I64)
+        xs[:70] = x
+        xs = xs.reshape(-1, lanes)
+        acc = np.zeros(5, I64)
+        for b in range(m.shape[1]):
+            acc += shift_each(m[:, b] * xs[b], e[:, b] + MATVEC_EXTRA).sum(axis=1)
+        assert (sat(rshr(acc, MATVEC_EXTRA)) == want).all()
 
 
 # --- no floats in the datapath --------------------------------------------------------------------------

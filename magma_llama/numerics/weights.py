@@ -159,3 +159,19 @@ def check_gain_bound(q: QuantMatrix) -> int | None:
     big = np.abs(q.mant) >= np.left_shift(I64(1), np.clip(31 - q.exp_per_weight(), 0, 62))
     bad = np.flatnonzero(big.ravel())
     return int(bad[0]) if bad.size else None
+
+
+def weight_beats(q: QuantMatrix, lanes: int) -> tuple[np.ndarray, np.ndarray]:
+    """The matvec engine's weight stream: (mant, exp), each [rows, beats, lanes].
+
+    Row by row; a beat carries `lanes` consecutive mantissas of one row and, beside each,
+    the exponent of its group (entry j // G of the row's exponents).  A row whose length
+    is not a multiple of `lanes` ends with a beat padded with zero mantissas (their
+    exponent is EXP_MIN), which add nothing to the accumulator.
+    """
+    beats = -(-q.cols // lanes)
+    mant = np.zeros((q.rows, beats * lanes), I64)
+    exp = np.full((q.rows, beats * lanes), EXP_MIN, I64)
+    mant[:, : q.cols] = q.mant
+    exp[:, : q.cols] = q.exp_per_weight()
+    return mant.reshape(q.rows, beats, lanes), exp.reshape(q.rows, beats, lanes)
