@@ -10,6 +10,7 @@ import fcntl
 import pickle
 import uuid
 
+import magma  # noqa: F401  (loaded at collection, before any test can break PATH)
 import pytest
 
 from magma_llama import paths

@@ -157,7 +157,13 @@ def run_bench(bench, infos: dict, extras: list, runs: list[tuple[int, int, int]]
               directory: Path) -> list[Run]:
     """Simulate `bench` once per (seed, vdensity, rdensity), `cycles` cycles each, in one
     Verilator build; returns the per-cycle signal values."""
+    import importlib
+
     import fault
+    if not hasattr(m, "ref"):
+        # fault reads `m.ref`; after an earlier failed `import magma` (e.g. with a PATH
+        # lacking `which`) the submodule is in sys.modules but not an attribute
+        m.ref = importlib.import_module("magma.ref")
 
     from magma_llama.toolchain import tool_env
 
