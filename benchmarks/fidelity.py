@@ -88,6 +88,7 @@ def measure(ckpt, tok, fmt_name: str, group: int, rule: str, frac: int, steps: i
             "format": fmt_name, "group": group, "rule": rule, "frac": frac, "prompt": prompt_text or "(BOS)",
             "generated": len(ref_ids) - start, "leading": leading, "forced": agree, "forced_of": len(errs),
             "max_err": float(e.max()), "median_err": float(np.median(e)), "min_gap": float(min(gaps)),
+            "min_gap_pos": start + int(np.argmin(gaps)),
             "golden_seconds": round(seconds, 2),
         })
     return rows
@@ -125,7 +126,7 @@ def main(argv=None) -> int:
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['format']} | {r['prompt']} | {r['leading']}/{r['generated']} | {r['forced']}/{r['forced_of']} "
-              f"| {r['max_err']:.2g} | {r['median_err']:.2g} | {r['min_gap']:.2g} |")
+              f"| {r['max_err']:.2g} | {r['median_err']:.2g} | {r['min_gap']:.2g} (pos {r['min_gap_pos']}) |")
     return 0
 
 

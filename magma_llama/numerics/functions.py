@@ -41,79 +41,74 @@ def exp_neg(x: np.ndarray, frac: int = ACT_FRAC) -> np.ndarray:
 
 
 # --- reciprocal and rsqrt ---------------------------------------------------------------------
-def _normalize(a: np.ndarray, frac: int):
-    """a (> 0, `frac` fraction bits) as (m, e): m in [2^30, 2^31] (Q1.30, rounded half up
-    from a by its leading one) and a's real value = m / 2^30 * 2^e."""
-    n = bit_length(a) - 1                               # leading one of a
-    k = I64(Q30) - n                                    # left shift (> 0) or rounding right shift
-    m = np.where(k >= 0, a << np.maximum(k, 0), rshr(a, np.maximum(-k, 0)))
-    return m, n - I64(frac)
+def _operand(a, what: str):
+    """(is_scalar, a as a 1-d int64 array), refusing a <= 0."""
+    scalar = not isinstance(a, np.ndarray)
+    a = np.atleast_1d(np.asarray(a, I64))
+    if (a <= 0).any():
+        raise ValueError(f"{what} of a non-positive value")
+    return scalar, a
+
+
+def _align_leading_one(a: np.ndarray, n: np.ndarray, lead: np.ndarray) -> np.ndarray:
+    """a (leading one at bit n) moved so that its leading one is at bit `lead`, rounding half up."""
+    k = lead - n
+    return np.where(k >= 0, a << np.maximum(k, 0), rshr(a, np.maximum(-k, 0)))
+
+
+def _scale_result(y: np.ndarray, e: np.ndarray, scalar: bool):
+    """y in (0.5, 1] (Q1.30) times 2^e as a normalised Scale."""
+    low = y < I64(ONE_Q30)
+    mant, exp = np.where(low, y << I64(1), y), e - low
+    return (int(mant[0]), int(exp[0])) if scalar else (mant, exp)
 
 
 def recip(a, frac: int):
     """1 / a.
 
-    In:  a > 0 (int64 array or Python int) with `frac` fraction bits.
+    In:  a in [1, 2^62] (int64 array or Python int) with `frac` fraction bits.
     Out: Scale (mant, exp), arrays like a (or ints for an int input).
-    How: normalise a to m in [1, 2) (Q1.30) by its leading one, seed from a
-    2^RECIP_LUT_BITS-entry table indexed by m's next bits, RECIP_NEWTON Newton steps
-    y <- y * (2 - m*y), each product rounded to Q1.30.
+    How: normalise a to m in [1, 2) (Q1.30) by its leading one (a priority encoder), seed
+    from a 2^RECIP_LUT_BITS-entry table indexed by m's next bits, RECIP_NEWTON Newton
+    steps y <- y * (2 - m*y), each product rounded to Q1.30.
     """
-    scalar = not isinstance(a, np.ndarray)
-    a = np.atleast_1d(np.asarray(a, I64))
-    if (a <= 0).any():
-        raise ValueError("recip of a non-positive value")
-    m, e = _normalize(a, frac)
+    scalar, a = _operand(a, "recip")
+    n = bit_length(a) - 1
+    m = _align_leading_one(a, n, I64(Q30))
+    e = n - I64(frac)                                   # a_real = m/2^30 * 2^e
     over = m >= I64(1 << 31)                            # rounding carried into bit 31
-    m = np.where(over, I64(ONE_Q30), m)
-    e = e + over
+    m, e = np.where(over, I64(ONE_Q30), m), e + over
     k = T.RECIP_LUT_BITS
     y = T.recip_seed(k)[(m >> I64(Q30 - k)) - I64(1 << k)]
     for _ in range(T.RECIP_NEWTON):
         my = rshr(m * y, Q30)
         y = rshr(y * (I64(2 << Q30) - my), Q30)
-    low = y < I64(ONE_Q30)
-    mant = np.where(low, y << I64(1), y)
-    exp = -e - low
-    if scalar:
-        return int(mant[0]), int(exp[0])
-    return mant, exp
+    return _scale_result(y, -e, scalar)
 
 
 def rsqrt(a, frac: int):
     """1 / sqrt(a).
 
-    In:  a > 0 (int64 array or Python int) with `frac` fraction bits.
+    In:  a in [1, 2^62] (int64 array or Python int) with `frac` fraction bits.
     Out: Scale (mant, exp).
     How: write a = m * 2^(2j) with m in [1, 4) (Q2.30, leading one at bit 30 or 31 by
     the parity of the exponent), seed from a 3 * 2^RSQRT_LUT_BITS-entry table, then
     RSQRT_NEWTON Newton steps y <- y * (3 - m*y^2) / 2, products rounded to Q1.30.
     """
-    scalar = not isinstance(a, np.ndarray)
-    a = np.atleast_1d(np.asarray(a, I64))
-    if (a <= 0).any():
-        raise ValueError("rsqrt of a non-positive value")
+    scalar, a = _operand(a, "rsqrt")
     n = bit_length(a) - 1
     odd = (n - I64(frac)) & I64(1)                      # exponent parity of the real value
-    lead = I64(Q30) + odd                               # m in [1, 2) or [2, 4)
-    k = lead - n
-    m = np.where(k >= 0, a << np.maximum(k, 0), rshr(a, np.maximum(-k, 0)))
+    m = _align_leading_one(a, n, I64(Q30) + odd)        # m in [1, 2) or [2, 4)
     half_e = (n - I64(frac) - odd) >> I64(1)            # a_real = m/2^30 * 2^(2 half_e)
     over = m >= I64(1 << 32)                            # rounding carried to 4.0
-    m = np.where(over, I64(ONE_Q30), m)
-    half_e = half_e + over
+    m, half_e = np.where(over, I64(ONE_Q30), m), half_e + over
     b = T.RSQRT_LUT_BITS
     y = T.rsqrt_seed(b)[(m >> I64(Q30 - b)) - I64(1 << b)]
     for _ in range(T.RSQRT_NEWTON):
         y2 = rshr(y * y, Q30)
         my2 = rshr(m * y2, Q30)
         y = rshr(y * (I64(3 << Q30) - my2), Q30 + 1)
-    low = y < I64(ONE_Q30)
-    mant = np.where(low, y << I64(1), y)
-    exp = -half_e - low
-    if scalar:
-        return int(mant[0]), int(exp[0])
-    return mant, exp
+    return _scale_result(y, -half_e, scalar)
 
 
 def scale_mul(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
