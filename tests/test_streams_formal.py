@@ -89,6 +89,7 @@ def test_cli_prove_table():
 @pytest.mark.parametrize("args,frag", [(["prove", "nosuch"], "unknown design"),
                                        (["prove", "fifo.nosuch"], "unknown mutant"),
                                        (["prove", "--jobs", "0"], "--jobs"),
+                                       (["prove", "chain"], "emit only"),
                                        (["emit", "--format", "vhdl"], "invalid choice")])
 def test_cli_bad_input(args, frag):
     assert_cli_error(run_cli(*args), frag)

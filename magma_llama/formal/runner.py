@@ -11,7 +11,7 @@ from pathlib import Path
 
 from magma_llama import paths
 from magma_llama.formal import sby
-from magma_llama.formal.designs import select
+from magma_llama.formal.designs import UnknownDesignError, select
 from magma_llama.formal.emit import compile_verilog
 
 KINDS = ("prove", "cover", "mutant")
@@ -24,6 +24,8 @@ def plan(names: list[str] | None = None, root: Path | None = None) -> list[sby.J
     jobs: list[sby.Job] = []
     for design in select(names):
         if design.formal is None:
+            if names:
+                raise UnknownDesignError(f"{design.name} has no proofs (it is emit only)")
             continue
         wanted = [n for n in names if n.split(".", 1)[0] == design.name]
         whole = not names or design.name in wanted
