@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import pickle
+import shutil
 import uuid
 
 import magma  # noqa: F401  (loaded at collection, before any test can break PATH)
@@ -99,8 +100,9 @@ def once_per_test_run(request, name: str, compute):
         cache = root / f"{runid}.pickle"
         if cache.exists():
             return pickle.loads(cache.read_bytes())
-        for old in root.glob("*.pickle"):
-            old.unlink()
+        for old in root.iterdir():   # earlier runs (we hold the lock, nobody reads them)
+            if old.name != "lock":
+                shutil.rmtree(old) if old.is_dir() else old.unlink()
         value = compute(root / runid)
         cache.write_bytes(pickle.dumps(value))
         return value

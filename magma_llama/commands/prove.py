@@ -48,6 +48,8 @@ def cmd_prove(args) -> int:
         for row in rows:
             print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
         bad = [r for r in results if not r.ok]
+        for r in bad:
+            print(f"unexpected: {r.name} {r.kind} {r.status}: {r.detail}")
         print(f"{len(results)} jobs, {len(results) - len(bad)} as expected "
               f"(prove pass, mutant cex, cover pass), wall {wall:.1f} s")
     return 0 if all(r.ok for r in results) else 1

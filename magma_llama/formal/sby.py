@@ -92,8 +92,13 @@ def run(job: Job, timeout: float = 600) -> Result:
 
 
 def _last_done(log: str) -> str:
-    lines = [ln for ln in log.splitlines() if "DONE" in ln or "summary" in ln]
-    return lines[-1].strip() if lines else log.strip().splitlines()[-1:][0] if log.strip() else ""
+    """The most useful line of sby's log: a trace, an unreached cover, or the verdict."""
+    lines = log.strip().splitlines()
+    for key in ("counterexample trace", "failed assertion", "unreached cover", "DONE", "ERROR"):
+        hits = [ln for ln in lines if key in ln]
+        if hits:
+            return hits[0].split("] ", 1)[-1].strip()
+    return lines[-1].strip() if lines else ""
 
 
 def classify(kind: str, log: str) -> str:
