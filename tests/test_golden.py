@@ -336,7 +336,8 @@ def test_temperature_sampling_follows_softmax():
     assert sample_temperature(logits, inv_t, 0) == 0 and sample_temperature(logits, inv_t, (1 << 32) - 1) == 3
 
 
-def test_cli_golden_sampling_and_topp(synthetic):
+def test_cli_golden_sampling_and_topp(synthetic, tmp_path, monkeypatch):
+    monkeypatch.setenv("MAGMA_LLAMA_BUILD", str(tmp_path))        # the image cache goes there
     model, tok = synthetic("tiny", 0)
     base = ("golden", "--model", model, "--tokenizer", tok, "-n", "20", "--ids")
     a = run_cli(*base, "-t", "0.9", "-s", "42", check=True).stdout
