@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 import zlib
 
@@ -49,6 +50,17 @@ def test_mse_rule_never_worse():
     e_fit = ((fit.dequantize() - w) ** 2).reshape(64, 2, 32).sum(axis=2)
     e_mse = ((mse.dequantize() - w) ** 2).reshape(64, 2, 32).sum(axis=2)
     assert (e_mse <= e_fit).all() and (e_mse < e_fit).any()
+
+
+def test_config_limits():
+    from magma_llama.errors import CheckpointHeaderError
+    from magma_llama.io.synthetic import SHAPES
+    from magma_llama.numerics.weights import check_config_limits
+    check_config_limits(SHAPES["stories15M"])
+    with pytest.raises(CheckpointHeaderError, match="seq_len"):
+        check_config_limits(dataclasses.replace(SHAPES["tiny"], seq_len=1 << 20))
+    with pytest.raises(CheckpointHeaderError, match="hidden_dim"):
+        check_config_limits(dataclasses.replace(SHAPES["tiny"], hidden_dim=1 << 17))
 
 
 def test_gain_bound():

@@ -24,7 +24,7 @@ from magma_llama.io.checkpoint import Checkpoint, Config
 from magma_llama.numerics.fixed import I64
 from magma_llama.numerics.weights import (
     EXP_BITS, EXP_MAX, EXP_MIN, EXPONENT_RULES, GAIN_BITS, WEIGHT_FORMATS, QuantMatrix, WeightFormat,
-    check_accumulator_bound, check_gain_bound, quantize_matrix,
+    check_accumulator_bound, check_config_limits, check_gain_bound, quantize_matrix,
 )
 
 MAGIC = b"MLWI"
@@ -108,6 +108,7 @@ def quantize_checkpoint(ckpt: Checkpoint, fmt: WeightFormat, sha256: bytes | Non
     """The weight image of a float checkpoint (deterministic: same input, same bytes)."""
     if sha256 is None:
         sha256 = file_sha256(ckpt.path) if ckpt.path else bytes(32)
+    check_config_limits(ckpt.config)
     img = WeightImage(ckpt.config, fmt, sha256)
     for name, kind, rows, cols in section_layout(ckpt.config):
         bits = GAIN_BITS if kind == KIND_GAIN else fmt.bits
@@ -216,6 +217,7 @@ def from_bytes(data: bytes, path: str = "<bytes>") -> WeightImage:
     try:
         cfg = Config(dim, hidden, layers, heads, kv_heads, vocab, seq_len,
                      shared_classifier=bool(flags & 1)).validate()
+        check_config_limits(cfg)
     except CheckpointError as e:
         raise bad(f"config: {e}") from None
     if wbits not in WEIGHT_FORMATS.values() or gbits != GAIN_BITS or ebits != EXP_BITS:

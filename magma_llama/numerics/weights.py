@@ -38,6 +38,19 @@ EXPONENT_RULES = ("fit", "mse")
 DEFAULT_RULE = "mse"
 
 
+MAX_DIM = 1 << 16        # sums of squares and q.k dots: 2^46 per term, 2^16 terms in 64 bits
+MAX_SEQ_LEN = 1 << 19    # the attention V accumulator: |O| <= seq_len * 2^43 < 2^62
+
+
+def check_config_limits(cfg) -> None:
+    """Refuse a model whose shape the hardware's accumulators are not sized for."""
+    from magma_llama.errors import CheckpointHeaderError
+    for name, value, limit in (("dim", cfg.dim, MAX_DIM), ("hidden_dim", cfg.hidden_dim, MAX_DIM),
+                               ("seq_len", cfg.seq_len, MAX_SEQ_LEN)):
+        if value > limit:
+            raise CheckpointHeaderError(f"{name} = {value} is above the hardware numerics' limit {limit}")
+
+
 @dataclass(frozen=True)
 class WeightFormat:
     bits: int
