@@ -13,7 +13,7 @@ from magma_llama.errors import CheckpointError
 from magma_llama.io.checkpoint import read_checkpoint
 from magma_llama.numerics import image as IM
 from magma_llama.numerics.weights import (
-    EXP_MIN, GAIN_BITS, QuantMatrix, check_accumulator_bound, quantize_matrix, weight_format,
+    EXP_MIN, GAIN_BITS, check_accumulator_bound, quantize_matrix, weight_format,
 )
 from tests.conftest import assert_cli_error, run_cli
 
