@@ -68,6 +68,7 @@ def emit(names: list[str], formats: list[str], outdir: Path, workers: int = 2) -
     from magma_llama.formal.designs import select
     import magma  # noqa: F401  (imported before forking, so children start warm)
     designs = [d.name for d in select(names)]
+    outdir = Path(outdir).resolve()
     outdir.mkdir(parents=True, exist_ok=True)
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(processes=max(1, workers), maxtasksperchild=1) as pool:
@@ -81,6 +82,7 @@ def emit(names: list[str], formats: list[str], outdir: Path, workers: int = 2) -
 def lint(verilog: Path) -> tuple[bool, str]:
     """verilator --lint-only -Wall, with the one waiver file; (clean, messages)."""
     from magma_llama.toolchain import tool
+    verilog = Path(verilog).resolve()
     cmd = [tool("verilator"), "--lint-only", "-Wall", str(WAIVERS), str(verilog)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=verilog.parent)
     msgs = proc.stdout + proc.stderr

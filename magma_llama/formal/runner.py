@@ -19,7 +19,7 @@ KINDS = ("prove", "cover", "mutant")
 
 def plan(names: list[str] | None = None, root: Path | None = None) -> list[sby.Job]:
     """Compile what the named jobs need; `fifo` means all jobs of fifo, `fifo.X` one mutant."""
-    root = root or paths.build_dir() / "formal"
+    root = Path(root or paths.build_dir() / "formal").resolve()   # sby runs in the job folder
     names = list(names or [])
     jobs: list[sby.Job] = []
     for design in select(names):
