@@ -59,7 +59,7 @@ def test_cli_golden_ids(stories260k, tmp_path, monkeypatch):
     args = ("golden", "--model", stories260k[0], "--tokenizer", stories260k[1], "-t", "0", "-n", "24")
     out = run_cli(*args, "--ids", check=True)
     assert [int(x) for x in out.stdout.split()] == ORACLE["greedy"]["ids"][:24]
-    cached = list((tmp_path / "weights").glob("stories260K-*-w16-g32-mse.mlwi"))
+    cached = list((tmp_path / "weights").glob("stories260K-*-w16-g32-mse-q*.mlwi"))
     assert len(cached) == 1
     text = run_cli(*args, check=True).stdout                    # second run reads the cached image
     assert ORACLE["greedy"]["text"].startswith(text.rstrip("\n")) and len(text) > 40

@@ -23,7 +23,7 @@ from magma_llama.errors import CheckpointError, MagmaLlamaError
 from magma_llama.io.checkpoint import Checkpoint, Config
 from magma_llama.numerics.fixed import I64
 from magma_llama.numerics.weights import (
-    EXP_BITS, EXP_MAX, EXP_MIN, EXPONENT_RULES, GAIN_BITS, WEIGHT_FORMATS, QuantMatrix, WeightFormat,
+    EXP_BITS, EXP_MAX, EXP_MIN, EXPONENT_RULES, GAIN_BITS, QUANTIZER_VERSION, WEIGHT_FORMATS, QuantMatrix, WeightFormat,
     check_accumulator_bound, check_config_limits, check_gain_bound, quantize_matrix,
 )
 
@@ -281,7 +281,8 @@ def check_matches(img: WeightImage, ckpt: Checkpoint, fmt: WeightFormat, sha256:
 def cached_image_path(ckpt_path: str, fmt: WeightFormat, sha256: bytes) -> str:
     from magma_llama import paths
     stem = os.path.splitext(os.path.basename(ckpt_path))[0]
-    return str(paths.build_dir() / "weights" / f"{stem}-{sha256.hex()[:12]}-{fmt.name}-g{fmt.group}-{fmt.rule}.mlwi")
+    name = f"{stem}-{sha256.hex()[:12]}-{fmt.name}-g{fmt.group}-{fmt.rule}-q{QUANTIZER_VERSION}.mlwi"
+    return str(paths.build_dir() / "weights" / name)
 
 
 def load_or_build(ckpt: Checkpoint, fmt: WeightFormat, image_path: str | None = None) -> tuple[WeightImage, str]:

@@ -36,6 +36,7 @@ EXP_MAX = 15
 # from 61 to 71 leading tokens on stories260K (docs/numerics.md).
 EXPONENT_RULES = ("fit", "mse")
 DEFAULT_RULE = "mse"
+QUANTIZER_VERSION = 1    # bump when the quantizer's output changes: cached images are keyed on it
 
 
 MAX_DIM = 1 << 16        # sums of squares and q.k dots: 2^46 per term, 2^16 terms in 64 bits
