@@ -11,7 +11,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("quantize", help="write the weight image of a checkpoint (docs/weight_image.md)")
     cli.add_model_args(p)
     add_weight_args(p)
-    p.add_argument("--out", "-o", help="output file (default: build/weights/<model>-<hash>-<format>-g<G>-<rule>-q<N>.mlwi)")
+    p.add_argument("--out", "-o",
+                   help="output file (default: build/weights/<model>-<hash>-<format>-g<G>-<rule>-q<N>.mlwi)")
     p.set_defaults(func=cmd_quantize)
 
 

@@ -207,6 +207,7 @@ def online_softmax(scores: np.ndarray, frac: int = ACT_FRAC) -> np.ndarray:
 
 
 __all__ = [
-    "exp_neg", "online_softmax_runs", "online_softmax", "recip", "rsqrt", "scale_mul", "apply_scale", "sigmoid", "silu", "argmax",
+    "exp_neg", "online_softmax_runs", "online_softmax", "recip", "rsqrt", "scale_mul", "apply_scale",
+    "sigmoid", "silu", "argmax",
     "ACT_MAX", "ACT_MIN",
 ]

@@ -23,8 +23,8 @@ from magma_llama.errors import CheckpointError, MagmaLlamaError
 from magma_llama.io.checkpoint import Checkpoint, Config
 from magma_llama.numerics.fixed import I64
 from magma_llama.numerics.weights import (
-    EXP_BITS, EXP_MAX, EXP_MIN, EXPONENT_RULES, GAIN_BITS, QUANTIZER_VERSION, WEIGHT_FORMATS, QuantMatrix, WeightFormat,
-    check_accumulator_bound, check_config_limits, check_gain_bound, quantize_matrix,
+    EXP_BITS, EXP_MAX, EXP_MIN, EXPONENT_RULES, GAIN_BITS, QUANTIZER_VERSION, WEIGHT_FORMATS, QuantMatrix,
+    WeightFormat, check_accumulator_bound, check_config_limits, check_gain_bound, quantize_matrix,
 )
 
 MAGIC = b"MLWI"
