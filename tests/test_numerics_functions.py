@@ -203,3 +203,13 @@ def test_rope_tables_are_q2_30_of_runc_angles():
     assert np.abs(cos[pos] - np.cos(ang) * 2 ** 30).max() <= 0.5
     assert np.abs(sin[pos] - np.sin(ang) * 2 ** 30).max() <= 0.5
     assert np.abs(cos.max()) <= 1 << 30 and np.abs(sin).max() <= 1 << 30
+
+
+def test_every_rom_fits_its_stated_width():
+    roms = T.rom_contents(8, 512)
+    assert set(roms) == {"exp2_lut", "recip_seed", "rsqrt_seed", "rope_cos", "rope_sin"}
+    for name, (data, width, signed) in roms.items():
+        assert data.dtype == I64, name
+        lo, hi = (-(1 << (width - 1)), (1 << (width - 1)) - 1) if signed else (0, (1 << width) - 1)
+        assert lo <= data.min() and data.max() <= hi, name
+    assert 0 < T.LOG2E_Q30 < 1 << 31 and 0 < T.inv_sqrt_q30(8) < 1 << 31

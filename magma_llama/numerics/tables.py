@@ -107,12 +107,13 @@ def rope_tables(head_size: int, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
     return cos, sin
 
 
-def describe() -> dict:
-    """Every constant and table shape, for docs and generators."""
+def rom_contents(head_size: int, seq_len: int) -> dict[str, tuple[np.ndarray, int, bool]]:
+    """Every ROM a decoder of this shape holds: name -> (contents, entry width in bits, signed)."""
+    cos, sin = rope_tables(head_size, seq_len)
     return {
-        "LOG2E_Q30": LOG2E_Q30,
-        "exp2_lut": (len(exp2_lut()), EXP_LUT_WIDTH),
-        "recip_seed": (len(recip_seed()), SEED_WIDTH),
-        "rsqrt_seed": (len(rsqrt_seed()), SEED_WIDTH),
-        "Q30": Q30,
+        "exp2_lut": (exp2_lut(), EXP_LUT_WIDTH, False),
+        "recip_seed": (recip_seed(), SEED_WIDTH, False),
+        "rsqrt_seed": (rsqrt_seed(), SEED_WIDTH, False),
+        "rope_cos": (cos, ROPE_FRAC + 2, True),
+        "rope_sin": (sin, ROPE_FRAC + 2, True),
     }
