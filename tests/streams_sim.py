@@ -339,3 +339,13 @@ def packetize_model(k):
               f"{label}: last not on every {k}th beat")
         return len(outs)
     return model
+
+
+DENSE_RUN = 1   # RUNS[1]: sources and sinks both ready ~98% of cycles
+
+
+def rate(sim: Sim, label: str, direction: str) -> float:
+    """Beats per cycle through the device's `direction` ports in the dense run."""
+    run = sim.runs[DENSE_RUN]
+    beats = sum(len(run.transfers(i.key)) for i in sim.ports(label).values() if i.direction == direction)
+    return beats / len(run.rows)
