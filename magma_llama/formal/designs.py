@@ -66,3 +66,4 @@ def _load() -> None:
     if not _loaded:
         _loaded = True
         import magma_llama.formal.stream_designs  # noqa: F401
+        import magma_llama.formal.stage_designs  # noqa: F401

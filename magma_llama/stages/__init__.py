@@ -1,0 +1,1 @@
+"""Datapath stages of the decoder."""
