@@ -1,0 +1,138 @@
+"""MatVec engine: y = W x for one matrix, the compute engine every projection shares.
+
+Ports (ready/valid streams, CLK and a synchronous RESET):
+- `X` (in): the input vector, `cols` Q12.20 activations, one per beat, stored in a
+  local buffer (registers) before the rows start.  X.ready is high while loading.
+- `W` (in): the weight stream of `numerics.weights.weight_beats(q, L)`: per beat
+  `mant[L]` (signed N-bit mantissas) and `exp[L]` (each lane's group exponent,
+  signed EXP_BITS), row by row, ceil(cols / L) beats a row, the last one padded.
+- `Y` (out): one Q12.20 activation per row, `rows` beats per vector.
+
+Per beat each lane forms p = m * x (64 bits), shifts it by k = e + MATVEC_EXTRA
+(left, or right rounding half up) and the L terms are added to a 64-bit
+accumulator; after a row's last beat the accumulator is rounded by MATVEC_EXTRA,
+saturated to ACT_BITS and registered in Y.  That is `golden.stages.matvec`, term
+by term.  One W beat is taken per cycle while W is valid, except on a row's last
+beat when Y still holds an unread result.  After the last row the engine loads
+the next vector.  The multiply/shift/add of a beat is one combinational stage
+(simulation-first; a synthesis target would pipeline it without changing the
+stream behaviour)."""
+
+from __future__ import annotations
+
+import functools
+
+import magma as m
+
+from magma_llama.numerics.fixed import ACC_BITS, ACT_BITS, ACT_MAX, ACT_MIN, MATVEC_EXTRA
+from magma_llama.numerics.weights import EXP_BITS, WEIGHT_FORMATS
+from magma_llama.streams._base import clocked, ctrl_reg, data_reg, pad_pow2
+from magma_llama.streams.types import StreamIn, StreamOut, clog2
+
+ACT = m.Bits[ACT_BITS]
+ACC = m.SInt[ACC_BITS]
+# k = e + MATVEC_EXTRA for any EXP_BITS exponent (the image keeps e in [EXP_MIN, EXP_MAX])
+K_BITS = EXP_BITS + 1
+
+
+@functools.lru_cache(maxsize=None)
+def WeightBeat(lanes: int, bits: int):
+    """Payload of the W stream: mant[lanes] (N bits) and exp[lanes] (EXP_BITS), signed."""
+    return m.Product.from_fields(f"WeightBeat_L{lanes}_w{bits}",
+                                 {"mant": m.Array[lanes, m.Bits[bits]],
+                                  "exp": m.Array[lanes, m.Bits[EXP_BITS]]})
+
+
+def beats_per_row(cols: int, lanes: int) -> int:
+    return -(-cols // lanes)
+
+
+def _term(mant, x, exp):
+    """One lane: (m * x) shifted by exp + MATVEC_EXTRA, rounding half up on right shifts."""
+    p = m.sext_to(m.sint(mant), ACC_BITS) * m.sext_to(m.sint(x), ACC_BITS)
+    k = m.sext_to(m.sint(exp), K_BITS) + m.sint(MATVEC_EXTRA, K_BITS)
+    neg = k[K_BITS - 1]
+    lsh = m.zext_to(m.uint(k), ACC_BITS)
+    rsh = m.zext_to(m.uint(-k), ACC_BITS)
+    left = p << m.sint(lsh)
+    # the rounding half 2^(-k-1) of a right shift; ~k = -k-1 (only used when k < 0)
+    bias = m.sint(1, ACC_BITS) << m.sint(m.zext_to(m.uint(~k), ACC_BITS))
+    right = (p + bias) >> m.sint(rsh)
+    return m.mux([left, right], neg)
+
+
+def _sum(terms):
+    while len(terms) > 1:
+        nxt = [a + b for a, b in zip(terms[0::2], terms[1::2])]
+        if len(terms) % 2:
+            nxt.append(terms[-1])
+        terms = nxt
+    return terms[0]
+
+
+def _round_sat(acc):
+    """sat_ACT(rshr(acc, MATVEC_EXTRA))."""
+    # floor((acc + 2^(E-1)) / 2^E) = floor(acc / 2^E) + bit E-1 of acc
+    n = ACC_BITS - MATVEC_EXTRA
+    a = m.bits(acc)
+    r = m.sint(a[MATVEC_EXTRA:]) + m.sint(m.zext_to(a[MATVEC_EXTRA - 1:MATVEC_EXTRA], n))
+    hi = r > m.sint(ACT_MAX, n)
+    lo = r < m.sint(ACT_MIN, n)
+    sat = m.mux([m.bits(ACT_MIN & ((1 << ACT_BITS) - 1), ACT_BITS), m.bits(ACT_MAX, ACT_BITS)], hi)
+    return m.mux([m.bits(r)[:ACT_BITS], sat], hi | lo)
+
+
+class MatVec(m.Generator2):
+    def __init__(self, lanes: int, bits: int, cols: int, rows: int):
+        if bits not in WEIGHT_FORMATS.values():
+            raise ValueError(f"matvec: mantissa width must be one of {sorted(WEIGHT_FORMATS.values())}, got {bits}")
+        if lanes < 1 or cols < 1 or rows < 1:
+            raise ValueError(f"matvec needs lanes, cols, rows >= 1, got {lanes}, {cols}, {rows}")
+        L, B = lanes, beats_per_row(cols, lanes)
+        self.name = f"MatVec_L{L}_w{bits}_c{cols}_r{rows}"
+        self.io = io = clocked(X=StreamIn(ACT), W=StreamIn(WeightBeat(L, bits)), Y=StreamOut(ACT))
+
+        loading = ctrl_reg(m.Bit, "loading", init=1)
+        load_idx = ctrl_reg(m.UInt[clog2(cols)], "load_idx")
+        beat = ctrl_reg(m.UInt[clog2(B)], "beat")
+        row = ctrl_reg(m.UInt[clog2(rows)], "row")
+        acc = ctrl_reg(ACC, "acc")
+        y_valid = ctrl_reg(m.Bit, "y_valid")
+        y_data = data_reg(ACT, "y_data")
+
+        # the vector buffer; lanes past `cols` in the last beat read 0
+        load_fire = io.X.valid & loading.O
+        xbuf = []
+        for i in range(cols):
+            r = data_reg(ACT, f"x{i}")
+            r.I @= m.mux([r.O, io.X.data], load_fire & (load_idx.O == i))
+            xbuf.append(r.O)
+        zero = m.bits(0, ACT_BITS)
+        terms = []
+        for j in range(L):
+            words = [xbuf[b * L + j] if b * L + j < cols else zero for b in range(B)]
+            x = m.mux(pad_pow2(words), beat.O) if B > 1 else words[0]
+            terms.append(_term(io.W.data.mant[j], x, io.W.data.exp[j]))
+        acc_next = acc.O + _sum(terms)
+
+        last_beat = beat.O == (B - 1)
+        last_row = row.O == (rows - 1)
+        y_free = ~y_valid.O | io.Y.ready
+        w_ready = ~loading.O & (~last_beat | y_free)
+        w_fire = io.W.valid & w_ready
+        end_row = w_fire & last_beat
+
+        last_load = load_idx.O == (cols - 1)
+        load_idx.I @= m.mux([load_idx.O, m.mux([load_idx.O + 1, m.uint(0, len(load_idx.O))], last_load)],
+                            load_fire)
+        loading.I @= m.mux([m.mux([loading.O, ~last_load], load_fire), m.bit(1)], end_row & last_row)
+        beat.I @= m.mux([beat.O, m.mux([beat.O + 1, m.uint(0, len(beat.O))], last_beat)], w_fire)
+        row.I @= m.mux([row.O, m.mux([row.O + 1, m.uint(0, len(row.O))], last_row)], end_row)
+        acc.I @= m.mux([acc.O, m.mux([acc_next, m.sint(0, ACC_BITS)], last_beat)], w_fire)
+        y_valid.I @= (y_valid.O & ~io.Y.ready) | end_row
+        y_data.I @= m.mux([y_data.O, _round_sat(acc_next)], end_row)
+
+        io.X.ready @= loading.O
+        io.W.ready @= w_ready
+        io.Y.valid @= y_valid.O
+        io.Y.data @= y_data.O
