@@ -1,10 +1,11 @@
 """MatVec engine under random stalls, bit-exact against golden.stages.matvec.
 
-One Verilator build holds three engines (each fed and drained by the random-stall
+One Verilator build holds four engines (each fed and drained by the random-stall
 sources/sinks of streams/testbench.py):
 - `a`: L=16, w16, 172 cols (not a multiple of 16: the last beat of a row is padded), 6 rows;
 - `b`: L=4, w8, 40 cols, 5 rows;
 - `q`: L=16, w16, stories260K layer 0 wq (64 x 64), all 64 rows (the wq image's 256 beats).
+- `r`: L=1, w24, 1 x 1, a directed case for the per-term rounding half (ROUND_CASE).
 Source beat k of a port is rom[(k + seed) % 256]; the expected outputs are computed
 from the beats that actually moved: X beats make the vectors, W beats the rows (for
 `q` the real wq rows, since every seed is a multiple of the 4 beats of a row)."""
@@ -24,7 +25,11 @@ from tests.streams_sim import Sim, once_per_test_run, source_prefix
 CYCLES = 2400
 # (seed, how often sources offer, how often sinks accept), out of 256; seeds are multiples of 4
 RUNS = [(0x1234, 128, 128), (0xBEE0, 250, 250), (0x0040, 250, 40), (0x7A10, 60, 250), (0x5EEC, 190, 110)]
-CONFIGS = {"a": (16, 16, 172, 6), "b": (4, 8, 40, 5), "q": (16, 16, 64, 64)}
+CONFIGS = {"a": (16, 16, 172, 6), "b": (4, 8, 40, 5), "q": (16, 16, 64, 64), "r": (1, 24, 1, 1)}
+# engine `r`, a directed rounding case: m = 2^16 - 1, x = 2^16, e = -33 (k = -17), so
+# p = 2^32 - 2^16 and the term rshr(p, 17) = 2^15 only with its rounding half; the output
+# rshr(2^15, 16) = 1 (0 without the half).  Random data almost never shows that half.
+ROUND_CASE = (65535, 1 << 16, -33)
 
 
 def _wq():
@@ -84,8 +89,12 @@ def _simulate(workdir):
     from magma_llama.stages.matvec import MatVec
     from magma_llama.streams.testbench import make_bench, run_bench
     mats = _matrices()
+    mats["r"] = None
 
     def rom(label, port, widths, rng):
+        if label == "r":
+            mm, xx, ee = ROUND_CASE
+            return [xx] * 256 if port == "X" else [_pack([mm], [ee], 24)] * 256
         if port == "X":
             return _activations(np.random.default_rng(len(label) * 7 + ord(label[0])))
         if port == "W":
@@ -172,10 +181,17 @@ def test_matvec_stories260k_wq_bit_exact(sim, stories260k):
     assert total >= 64, f"only {total} wq rows checked"
 
 
+def test_matvec_rounds_each_term_half_up(sim):
+    s, _ = sim
+    total = sum(_check_engine(s, "r", run) for run in s.runs)
+    ys = [v for run in s.runs for v in run.transfers("r_Y")]
+    assert total > 100 and set(ys) == {1}
+
+
 def test_matvec_outputs_saturate_and_vary(sim):
     """The data exercise saturation at both ends and ordinary values (else the test is weak)."""
     s, _ = sim
-    ys = [_signed(v) for run in s.runs for label in CONFIGS for v in run.transfers(f"{label}_Y")]
+    ys = [_signed(v) for run in s.runs for label in "abq" for v in run.transfers(f"{label}_Y")]
     lim = 1 << (ACT_BITS - 1)
     assert -lim in ys and lim - 1 in ys
     inside = sum(-lim < v < lim - 1 for v in ys)
