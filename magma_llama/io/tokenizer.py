@@ -13,6 +13,7 @@ import struct
 import numpy as np
 
 from magma_llama.errors import TokenizerError, TokenRangeError, VocabMismatchError
+from magma_llama.io.files import read_bytes
 
 BOS, EOS = 1, 2
 _BYTE_PIECE = re.compile(rb"<0x([0-9A-Fa-f]{1,2})")
@@ -134,13 +135,7 @@ def _bsearch_table(pieces: list[bytes]) -> dict[bytes, int]:
 
 def read_tokenizer(path: str, vocab_size: int | None = None) -> Tokenizer:
     """Read tokenizer.bin; with vocab_size, insist the file holds exactly that many entries."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise TokenizerError(f"tokenizer not found: {path}") from None
-    except OSError as e:
-        raise TokenizerError(f"cannot read tokenizer {path}: {e.strerror}") from None
+    data = read_bytes(path, "tokenizer", TokenizerError)
     if len(data) < 4:
         raise TokenizerError(f"{path}: too short to be a tokenizer.bin")
     (max_len,) = struct.unpack_from("<i", data, 0)

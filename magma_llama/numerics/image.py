@@ -21,6 +21,7 @@ import numpy as np
 
 from magma_llama.errors import CheckpointError, MagmaLlamaError
 from magma_llama.io.checkpoint import Checkpoint, Config
+from magma_llama.io.files import read_bytes
 from magma_llama.numerics.fixed import I64
 from magma_llama.numerics.weights import (
     EXP_BITS, EXP_MAX, EXP_MIN, EXPONENT_RULES, GAIN_BITS, QUANTIZER_VERSION, WEIGHT_FORMATS, QuantMatrix,
@@ -187,13 +188,7 @@ def write_image(img: WeightImage, path: str) -> None:
 # --- reading -------------------------------------------------------------------------------------
 def read_image(path: str) -> WeightImage:
     """Read and fully validate an image; any defect is a WeightImageCorruptError."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise WeightImageError(f"weight image not found: {path}") from None
-    except OSError as e:
-        raise WeightImageError(f"cannot read weight image {path}: {e.strerror}") from None
+    data = read_bytes(path, "weight image", WeightImageError)
     return from_bytes(data, path)
 
 
