@@ -1,27 +1,25 @@
-"""Rows of the design table for the datapath stages (see designs.py)."""
+"""Rows of the design table for the datapath stages (see designs.py).
+
+Each module of `magma_llama.stages` that has a `designs()` function returns its own
+rows (proof sizes, emitted sizes, mutants), written next to the generator they
+describe; this module only collects them, so adding a stage touches one file."""
 
 from __future__ import annotations
 
-import functools
+import importlib
+import pkgutil
 
-from magma_llama.formal.designs import Design, register
-from magma_llama.stages import kv_cache, matvec
-
-# proofs: 4 rows x 2 words x 8 bits; emission: 16 positions x 8 words of one Q12.20 activation
-KV_PROVED = (4, 2, 8)
-KV_EMITTED = (16, 8, 32)
+import magma_llama.stages
+from magma_llama.formal.designs import register
 
 
-def _kv_formal(mutant=None):
-    return kv_cache.KvCache(*KV_PROVED, mutant=mutant, formal=True)
+def stage_modules():
+    """The stage modules, in name order."""
+    for info in sorted(pkgutil.iter_modules(magma_llama.stages.__path__), key=lambda i: i.name):
+        if not info.name.startswith("_"):
+            yield importlib.import_module(f"magma_llama.stages.{info.name}")
 
 
-register(Design("kv_cache", "KV cache memory, 4x2x8 (proof) / 16x8x32 (emit), read-during-write bypass",
-                emit=functools.partial(kv_cache.KvCache, *KV_EMITTED),
-                formal=_kv_formal, mutants=tuple(kv_cache.MUTANTS), depth=4))
-
-
-# MatVec engine, emit only: 4 lanes of w16, 18 columns (a padded last beat), 3 rows
-MATVEC_EMITTED = (4, 16, 18, 3)
-register(Design("matvec", "MatVec engine, L=4 w16, 3 rows of 18 cols (emit only)",
-                emit=functools.partial(matvec.MatVec, *MATVEC_EMITTED)))
+for _mod in stage_modules():
+    for _design in getattr(_mod, "designs", lambda: [])():
+        register(_design)

@@ -125,3 +125,17 @@ class KvCache(m.Generator2):
             bypassed = p.sticky(f"{w['fire']} && {r['fire']} && {wa} == {f_addr} && {ra} == {f_addr}", "bypassed")
             p.cover(f"{bypassed} && {d['fire']} && {f_pend} && {d['data']} == {f_exp}")
             p.emit()
+
+
+# proofs: 4 rows x 2 words x 8 bits; emission: 16 positions x 8 words of one Q12.20 activation
+KV_PROVED = (4, 2, 8)
+KV_EMITTED = (16, 8, 32)
+
+
+def designs():
+    """Rows of `magma-llama prove` / `emit` (formal/designs.py)."""
+    from magma_llama.formal.designs import Design
+    return [Design("kv_cache", "KV cache memory, 4x2x8 (proof) / 16x8x32 (emit), read-during-write bypass",
+                   emit=functools.partial(KvCache, *KV_EMITTED),
+                   formal=lambda mutant=None: KvCache(*KV_PROVED, mutant=mutant, formal=True),
+                   mutants=tuple(MUTANTS), depth=4)]

@@ -136,3 +136,14 @@ class MatVec(m.Generator2):
         io.W.ready @= w_ready
         io.Y.valid @= y_valid.O
         io.Y.data @= y_data.O
+
+
+# emit only: 4 lanes of w16, 18 columns (a padded last beat), 3 rows
+MATVEC_EMITTED = (4, 16, 18, 3)
+
+
+def designs():
+    """Rows of `magma-llama prove` / `emit` (formal/designs.py)."""
+    from magma_llama.formal.designs import Design
+    return [Design("matvec", "MatVec engine, L=4 w16, 3 rows of 18 cols (emit only)",
+                   emit=functools.partial(MatVec, *MATVEC_EMITTED))]
