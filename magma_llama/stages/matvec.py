@@ -26,7 +26,7 @@ import magma as m
 
 from magma_llama.numerics.fixed import ACC_BITS, ACT_BITS, ACT_MAX, ACT_MIN, MATVEC_EXTRA
 from magma_llama.numerics.weights import EXP_BITS, WEIGHT_FORMATS
-from magma_llama.streams._base import clocked, ctrl_reg, data_reg, pad_pow2
+from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg, pad_pow2
 from magma_llama.streams.types import StreamIn, StreamOut, clog2
 
 ACT = m.Bits[ACT_BITS]
@@ -82,14 +82,21 @@ def _round_sat(acc):
     return m.mux([m.bits(r)[:ACT_BITS], sat], hi | lo)
 
 
+MUTANTS = {
+    "overwrite_y": "takes a row's last beat while Y is stalled, overwriting the unread result",
+}
+
+
 class MatVec(m.Generator2):
-    def __init__(self, lanes: int, bits: int, cols: int, rows: int):
+    def __init__(self, lanes: int, bits: int, cols: int, rows: int, mutant=None, formal=False):
+        check_mutant(mutant, MUTANTS, "matvec")
         if bits not in WEIGHT_FORMATS.values():
             raise ValueError(f"matvec: mantissa width must be one of {sorted(WEIGHT_FORMATS.values())}, got {bits}")
         if lanes < 1 or cols < 1 or rows < 1:
             raise ValueError(f"matvec needs lanes, cols, rows >= 1, got {lanes}, {cols}, {rows}")
         L, B = lanes, beats_per_row(cols, lanes)
-        self.name = f"MatVec_L{L}_w{bits}_c{cols}_r{rows}"
+        self.name = f"MatVec_L{L}_w{bits}_c{cols}_r{rows}" + (f"_mut_{mutant}" if mutant else "") + (
+            "_formal" if formal else "")
         self.io = io = clocked(X=StreamIn(ACT), W=StreamIn(WeightBeat(L, bits)), Y=StreamOut(ACT))
 
         loading = ctrl_reg(m.Bit, "loading", init=1)
@@ -119,6 +126,8 @@ class MatVec(m.Generator2):
         last_row = row.O == (rows - 1)
         y_free = ~y_valid.O | io.Y.ready
         w_ready = ~loading.O & (~last_beat | y_free)
+        if mutant == "overwrite_y":
+            w_ready = ~loading.O
         w_fire = io.W.valid & w_ready
         end_row = w_fire & last_beat
 
@@ -137,13 +146,37 @@ class MatVec(m.Generator2):
         io.Y.valid @= y_valid.O
         io.Y.data @= y_data.O
 
+        if formal:
+            from magma_llama.formal.props import Props
+            p = Props(io)
+            x, w, y = p.monitor(io.X), p.monitor(io.W), p.monitor(io.Y)
+            ld, li, bt, rw = (p.sig(r.O) for r in (loading, load_idx, beat, row))
+            # the counters stay in range, and a vector load starts a matrix at row 0, beat 0
+            p.assert_(f"{li} < {cols}")
+            p.assert_(f"{bt} < {B}")
+            p.assert_(f"{rw} < {rows}")
+            p.assert_(f"!{ld} || ({bt} == 0 && {rw} == 0)")
+            # one Y beat per row: rows finished = Y beats produced, counted modulo 2^4
+            f_rows = p.counter(f"{w['fire']} && {bt} == {B - 1}", 4, "rows_done")
+            f_y = p.counter(f"{y['fire']}", 4, "y_out")
+            p.assert_(f"({f_rows} - {f_y}) == ({y['valid']} ? 4'd1 : 4'd0)")
+            # the whole matrix, then the next vector starts loading
+            done = p.sticky(f"{y['fire']} && {rw} == 0 && {ld}", "matrix_done")
+            p.cover(f"{done} && {x['fire']}")
+            p.cover(f"{y['valid']} && !{y['ready']} && {w['valid']} && {bt} == {B - 1}")
+            p.emit()
 
-# emit only: 4 lanes of w16, 18 columns (a padded last beat), 3 rows
+
+# emitted: 4 lanes of w16, 18 columns (a padded last beat), 3 rows; proved: 2 lanes of w8,
+# 3 columns (a padded last beat), 2 rows
 MATVEC_EMITTED = (4, 16, 18, 3)
+MATVEC_PROVED = (2, 8, 3, 2)
 
 
 def designs():
     """Rows of `magma-llama prove` / `emit` (formal/designs.py)."""
     from magma_llama.formal.designs import Design
-    return [Design("matvec", "MatVec engine, L=4 w16, 3 rows of 18 cols (emit only)",
-                   emit=functools.partial(MatVec, *MATVEC_EMITTED))]
+    return [Design("matvec", "MatVec engine, L=4 w16 3x18 (emit) / L=2 w8 2x3 (proof): counters, one Y per row",
+                   emit=functools.partial(MatVec, *MATVEC_EMITTED),
+                   formal=lambda mutant=None: MatVec(*MATVEC_PROVED, mutant=mutant, formal=True),
+                   mutants=tuple(MUTANTS), depth=6)]
