@@ -1,0 +1,1 @@
+"""The whole decoder: weight port, controller, top level, simulation harness."""
