@@ -1,0 +1,52 @@
+"""On-chip SRAM: one write port, one combinational read port, as an external Verilog module.
+
+magma 2.6's `m.Memory` emits a packed 2-D array, which Verilator holds as one wide
+word (and refuses past 64 Kbit); the KV cache and the sampler's logit buffer are far
+larger.  `Sram(depth, width)` is a magma declaration of a plain `reg [W-1:0] mem [0:D-1]`
+module whose Verilog `sram_sources()` returns; every build that simulates or emits a
+design using it adds those sources (the way an SRAM macro's model is added).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import magma as m
+
+from magma_llama.streams.types import clog2
+
+_SOURCES: dict[str, str] = {}
+
+
+def _text(name: str, depth: int, width: int, abits: int) -> str:
+    return (f"module {name} (input CLK, input [{abits - 1}:0] RADDR, output [{width - 1}:0] RDATA,\n"
+            f"    input WE, input [{abits - 1}:0] WADDR, input [{width - 1}:0] WDATA);\n"
+            f"  reg [{width - 1}:0] mem [0:{depth - 1}];\n"
+            f"  always @(posedge CLK) if (WE) mem[WADDR] <= WDATA;\n"
+            f"  assign RDATA = mem[RADDR];\n"
+            f"endmodule\n")
+
+
+@functools.lru_cache(maxsize=None)
+def Sram(depth: int, width: int):
+    """A depth x width SRAM: RDATA = mem[RADDR] (combinational); mem[WADDR] <= WDATA when WE."""
+    abits = clog2(depth)
+    name = f"Sram_{depth}x{width}"
+    _SOURCES[name] = _text(name, depth, width, abits)
+
+    class _Sram(m.Circuit):
+        io = m.IO(CLK=m.In(m.Clock), RADDR=m.In(m.Bits[abits]), RDATA=m.Out(m.Bits[width]),
+                  WE=m.In(m.Bit), WADDR=m.In(m.Bits[abits]), WDATA=m.In(m.Bits[width]))
+    _Sram.name = name
+    return _Sram
+
+
+def sram_sources() -> str:
+    """The Verilog of every Sram declared in this process."""
+    return "".join(_SOURCES[k] for k in sorted(_SOURCES))
+
+
+def write_sram_sources(path) -> str:
+    with open(path, "w") as f:
+        f.write(sram_sources())
+    return str(path)
