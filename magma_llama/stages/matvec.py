@@ -88,16 +88,25 @@ MUTANTS = {
 
 
 class MatVec(m.Generator2):
-    def __init__(self, lanes: int, bits: int, cols: int, rows: int, mutant=None, formal=False):
+    def __init__(self, lanes: int, bits: int, cols: int, rows: int, mutant=None, formal=False,
+                 dynamic=False):
+        """dynamic=True: `cols` and `rows` are maxima, and the plain inputs `n_cols` / `n_rows`
+        (held steady by the controller for a whole matrix) give the shape, so one engine
+        serves every projection of the decoder; `lanes` must then be a power of two."""
         check_mutant(mutant, MUTANTS, "matvec")
+        if dynamic and lanes & (lanes - 1):
+            raise ValueError(f"matvec: dynamic shapes need a power-of-two lane count, got {lanes}")
         if bits not in WEIGHT_FORMATS.values():
             raise ValueError(f"matvec: mantissa width must be one of {sorted(WEIGHT_FORMATS.values())}, got {bits}")
         if lanes < 1 or cols < 1 or rows < 1:
             raise ValueError(f"matvec needs lanes, cols, rows >= 1, got {lanes}, {cols}, {rows}")
         L, B = lanes, beats_per_row(cols, lanes)
-        self.name = f"MatVec_L{L}_w{bits}_c{cols}_r{rows}" + (f"_mut_{mutant}" if mutant else "") + (
-            "_formal" if formal else "")
-        self.io = io = clocked(X=StreamIn(ACT), W=StreamIn(WeightBeat(L, bits)), Y=StreamOut(ACT))
+        self.name = f"MatVec_L{L}_w{bits}_c{cols}_r{rows}" + ("_dyn" if dynamic else "") + (
+            f"_mut_{mutant}" if mutant else "") + ("_formal" if formal else "")
+        ports = dict(X=StreamIn(ACT), W=StreamIn(WeightBeat(L, bits)), Y=StreamOut(ACT))
+        if dynamic:
+            ports.update(n_cols=m.In(m.UInt[clog2(cols + 1)]), n_rows=m.In(m.UInt[clog2(rows + 1)]))
+        self.io = io = clocked(**ports)
 
         loading = ctrl_reg(m.Bit, "loading", init=1)
         load_idx = ctrl_reg(m.UInt[clog2(cols)], "load_idx")
@@ -122,8 +131,16 @@ class MatVec(m.Generator2):
             terms.append(_term(io.W.data.mant[j], x, io.W.data.exp[j]))
         acc_next = acc.O + _sum(terms)
 
-        last_beat = beat.O == (B - 1)
-        last_row = row.O == (rows - 1)
+        if dynamic:
+            cb = clog2(cols + 1)
+            n_beats = (m.zext_to(io.n_cols, cb + 1) + (L - 1)) >> m.uint(L.bit_length() - 1, cb + 1)
+            last_beat = m.zext_to(beat.O, cb + 1) == (n_beats - 1)
+            last_row = m.zext_to(row.O, clog2(rows + 1) + 1) == (m.zext_to(io.n_rows, clog2(rows + 1) + 1) - 1)
+            last_load = m.zext_to(load_idx.O, cb + 1) == (m.zext_to(io.n_cols, cb + 1) - 1)
+        else:
+            last_beat = beat.O == (B - 1)
+            last_row = row.O == (rows - 1)
+            last_load = load_idx.O == (cols - 1)
         y_free = ~y_valid.O | io.Y.ready
         w_ready = ~loading.O & (~last_beat | y_free)
         if mutant == "overwrite_y":
@@ -131,7 +148,6 @@ class MatVec(m.Generator2):
         w_fire = io.W.valid & w_ready
         end_row = w_fire & last_beat
 
-        last_load = load_idx.O == (cols - 1)
         load_idx.I @= m.mux([load_idx.O, m.mux([load_idx.O + 1, m.uint(0, len(load_idx.O))], last_load)],
                             load_fire)
         loading.I @= m.mux([m.mux([loading.O, ~last_load], load_fire), m.bit(1)], end_row & last_row)
