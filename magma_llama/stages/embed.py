@@ -1,0 +1,132 @@
+"""Embedding fetch: one row of the quantized embedding matrix as `dim` Q12.20 activations
+(`golden.stages.embed`).
+
+Ports (ready/valid streams, CLK and a synchronous RESET):
+- `W` (in): the row's weight beats exactly as the matvec engine takes them
+  (`matvec.WeightBeat(L, bits)`, `numerics.weights.weight_beats`): ceil(dim / L) beats,
+  each lane a mantissa and its group exponent, the last beat padded;
+- `O` (out): `dim` beats, element i = sat32(shift(m_i, e_i + F)), in order.
+
+A W beat is held in a register and its lanes leave one per cycle through one shifter
+into the `O` register; the padding lanes of the last beat are skipped.  The next W beat
+is taken in the cycle its predecessor's last lane moves to `O`, so a valid W stream
+gives one O beat per cycle (L cycles per W beat)."""
+
+from __future__ import annotations
+
+import functools
+
+import magma as m
+
+from magma_llama.numerics.fixed import ACC_BITS, ACT_BITS, ACT_FRAC
+from magma_llama.numerics.weights import EXP_BITS
+from magma_llama.stages import units
+from magma_llama.stages.matvec import WeightBeat, beats_per_row
+from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg, pad_pow2
+from magma_llama.streams.types import StreamIn, StreamOut, clog2
+
+ACT = m.Bits[ACT_BITS]
+
+MUTANTS = {
+    "padding_lane": "sends the padding lanes of the last beat too (one vector is L * beats long)",
+    "drop_stalled": "drops O.valid while O is stalled",
+}
+
+
+def element(mant, exp):
+    """sat32(shift(mant, exp + F)): a weight as a Q12.20 activation (the shared shift units).
+
+    The mantissa is widened to 64 bits first, like the golden model's int64 arithmetic."""
+    k = m.sext_to(m.sint(exp), EXP_BITS + 1) + m.sint(ACT_FRAC, EXP_BITS + 1)
+    return units.sat(units.shift_each(m.sext_to(m.sint(mant), ACC_BITS), k), ACT_BITS)
+
+
+class Embed(m.Generator2):
+    def __init__(self, lanes: int, bits: int, dim: int, mutant=None, formal=False):
+        check_mutant(mutant, MUTANTS, "embed")
+        if lanes < 1 or dim < 1:
+            raise ValueError(f"embed needs lanes, dim >= 1, got {lanes}, {dim}")
+        L, B = lanes, beats_per_row(dim, lanes)
+        tail = dim - (B - 1) * L                  # lanes of the last beat that carry elements
+        if mutant == "padding_lane":
+            tail = L
+        self.name = f"Embed_L{L}_w{bits}_d{dim}" + (f"_mut_{mutant}" if mutant else "") + (
+            "_formal" if formal else "")
+        Beat = WeightBeat(L, bits)
+        self.io = io = clocked(W=StreamIn(Beat), O=StreamOut(ACT))
+
+        held = ctrl_reg(m.Bit, "held")            # a W beat is in `beat_*`
+        lane = ctrl_reg(m.UInt[clog2(L)], "lane")
+        beat = ctrl_reg(m.UInt[clog2(B)], "beat")
+        o_valid = ctrl_reg(m.Bit, "o_valid")
+        o_data = data_reg(ACT, "o_data")
+        mants = [data_reg(m.Bits[bits], f"mant{j}") for j in range(L)]
+        exps = [data_reg(m.Bits[EXP_BITS], f"exp{j}") for j in range(L)]
+
+        o_free = ~o_valid.O | io.O.ready
+        step = held.O & o_free                    # lane `lane` moves to O
+        last_beat = beat.O == (B - 1)
+        lane_end = m.mux([lane.O == (L - 1), lane.O == (tail - 1)], last_beat) if B > 1 else (lane.O == (tail - 1))
+        beat_done = step & lane_end
+        w_ready = ~held.O | beat_done
+        w_fire = io.W.valid & w_ready
+
+        for j in range(L):
+            mants[j].I @= m.mux([mants[j].O, io.W.data.mant[j]], w_fire)
+            exps[j].I @= m.mux([exps[j].O, io.W.data.exp[j]], w_fire)
+        mant = m.mux(pad_pow2([r.O for r in mants]), lane.O) if L > 1 else mants[0].O
+        exp = m.mux(pad_pow2([r.O for r in exps]), lane.O) if L > 1 else exps[0].O
+
+        zero_lane = m.uint(0, len(lane.O))
+        held.I @= w_fire | (held.O & ~beat_done)
+        lane.I @= m.mux([lane.O, m.mux([lane.O + 1, zero_lane], lane_end)], step)
+        beat.I @= m.mux([beat.O, m.mux([beat.O + 1, m.uint(0, len(beat.O))], last_beat)], beat_done)
+        o_valid.I @= step | (o_valid.O & ~io.O.ready) if mutant != "drop_stalled" else step
+        o_data.I @= m.mux([o_data.O, m.bits(element(mant, exp))], step)
+
+        io.W.ready @= w_ready
+        io.O.valid @= o_valid.O
+        io.O.data @= o_data.O
+
+        if formal:
+            from magma_llama.formal.props import Props
+            p = Props(io)
+            w, o = p.monitor(io.W), p.monitor(io.O)
+            hl, ln, bt = p.sig(held.O), p.sig(lane.O), p.sig(beat.O)
+            true_tail = dim - (B - 1) * L
+            # counters in range; no lane in flight without a held beat
+            p.assert_(f"{ln} < {L}")
+            p.assert_(f"{bt} < {B}")
+            p.assert_(f"{bt} != {B - 1} || {ln} < {true_tail}")
+            p.assert_(f"{hl} || {ln} == 0")
+            # an independent element counter (wraps at dim) agrees with beat * L + lane:
+            # every vector is exactly `dim` O beats, the padding lanes never leave
+            eb = clog2(dim) + 1
+            f_elem = p.reg(eb, "elem")
+            p.lines.append(f"always @(posedge {p.clk}) if ({p.rst}) {f_elem} <= 0; "
+                           f"else if ({p.sig(step)}) {f_elem} <= ({f_elem} == {dim - 1}) ? 0 : {f_elem} + 1'b1;")
+            p.assert_(f"{f_elem} == {bt} * {L} + {ln}")
+            # one O beat per element moved: steps minus O transfers is O.valid
+            f_steps = p.counter(p.sig(step), 4, "steps")
+            f_out = p.counter(o["fire"], 4, "out")
+            p.assert_(f"({f_steps} - {f_out}) == ({o['valid']} ? 4'd1 : 4'd0)")
+            # a whole vector delivered (its last element leaves O), then the next row's first beat
+            done = p.sticky(f"{o['fire']} && {f_elem} == 0", "vector_done")
+            p.cover(f"{done} && {w['fire']}")
+            p.cover(f"{o['valid']} && !{o['ready']} && {w['valid']} && {hl}")
+            p.emit()
+
+
+# emitted: stories260K's embedding (dim 64) at L=16, w16; proved: L=2, w8, dim 3 (a padded last beat)
+EMBED_EMITTED = (16, 16, 64)
+EMBED_PROVED = (2, 8, 3)
+
+
+def designs():
+    """Rows of `magma-llama prove` / `emit` (formal/designs.py)."""
+    from magma_llama.formal.designs import Design
+    return [Design("embed", "Embedding row fetch, L=16 w16 dim 64 (emit) / L=2 w8 dim 3 (proof): "
+                            "dim O beats per row, padding lanes skipped",
+                   emit=functools.partial(Embed, *EMBED_EMITTED),
+                   formal=lambda mutant=None: Embed(*EMBED_PROVED, mutant=mutant, formal=True),
+                   mutants=tuple(MUTANTS), depth=6)]
