@@ -32,7 +32,14 @@ def compile_verilog(circuit, outdir: Path) -> Path:
     mlir = base.with_suffix(".mlir")
     if mlir.exists():
         mlir.unlink()
-    return base.with_suffix(".v")
+    verilog = base.with_suffix(".v")
+    from magma_llama.stages.sram import sources_for
+    srams = sources_for(verilog.read_text())
+    if srams:                      # external SRAM models (stages/sram.py) go into the same file
+        with open(verilog, "a") as f:
+            f.write("\n" + srams)
+    return verilog
+
 
 
 def _emit_here(name: str, formats: list[str], outdir: Path) -> dict:

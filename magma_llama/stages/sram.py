@@ -10,6 +10,7 @@ design using it adds those sources (the way an SRAM macro's model is added).
 from __future__ import annotations
 
 import functools
+import re
 
 import magma as m
 
@@ -50,3 +51,9 @@ def write_sram_sources(path) -> str:
     with open(path, "w") as f:
         f.write(sram_sources())
     return str(path)
+
+
+def sources_for(verilog_text: str) -> str:
+    """The Verilog of the SRAMs a compiled design declares as external modules."""
+    names = sorted(set(re.findall(r"^// external module (Sram_\d+x\d+)$", verilog_text, re.M)))
+    return "".join(_SOURCES[n] for n in names)

@@ -1,0 +1,407 @@
+"""The decoder top: one token in, one token out, weights through a memory-read port.
+
+The forward pass is the program below (`PROGRAM`), one op at a time, as run.c's
+forward() reads:
+
+    EMB       x  = embedding row of the token                       (Embed)
+    per layer:
+    NORM_ATT  xb = rmsnorm(x, rms_att)                               (RmsNorm)
+    Q         q  = rope(wq xb)                                       (MatVec, Rope)
+    K         k_cache[l, pos] = rope(wk xb)                          (MatVec, Rope)
+    V         v_cache[l, pos] = wv xb                                (MatVec)
+    ATT       att[h] = attention(q[h], k/v_cache[l, 0..pos, h // kv_mul]) for every head
+    O         x  = x + wo att                                        (MatVec, Residual)
+    NORM_FFN  xb = rmsnorm(x, rms_ffn)
+    W1        hb = w1 xb
+    W3        hb = swiglu(hb, w3 xb)                                 (MatVec, SwiGlu)
+    W2        x  = x + w2 hb                                         (MatVec, Residual)
+    NORM_FIN  xb = rmsnorm(x, rms_final)
+    CLS       token = argmax or sample(wcls xb)                      (MatVec, Argmax/Sampler)
+
+Every arrow between units is a ready/valid stream; the controller only chooses, per
+op, which buffer feeds which unit and where the result goes (a table indexed by the
+op register), requests the op's weights as bursts of at most MAX_BURST port words,
+and moves on when the op's last result is written.  The layer loop reuses the same
+units with the layer index in the weight and KV-cache addresses.
+
+Ports (the contract of decoder/sim.py and the harness):
+- `TOK_IN` {token, last}: prompt tokens, BOS first, `last` on the final one; after it
+  the decoder feeds its own sampled token back.
+- `TOK_OUT`: the token chosen at each position (forced positions included).
+- `WREQ` {addr, len} / `WDATA`: the weight port (decoder/weight_port.py's layout).
+- `inv_t` (0 = greedy, else 1/T in Q15.16) and `seed` (the PRNG state at reset).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import magma as m
+
+from magma_llama.decoder.weight_port import ADDR_BITS, GAIN_ENTRY_BITS, LEN_BITS, PortLayout
+from magma_llama.io.checkpoint import Config
+from magma_llama.numerics.fixed import ACT_BITS
+from magma_llama.numerics.weights import EXP_BITS, GAIN_BITS
+from magma_llama.streams._base import any_of, clocked, ctrl_reg, data_reg, pad_pow2
+from magma_llama.streams.types import StreamIn, StreamOut, clog2
+
+TOKEN_BITS = 16
+MAX_BURST = 4096
+ACT = m.Bits[ACT_BITS]
+
+
+@dataclass(frozen=True)
+class Op:
+    name: str
+    weights: str | None = None   # section (per layer: "layer0.<name>"), or "embedding row"
+    src: str | None = None       # buffer streamed into the op's unit (X of MatVec / RmsNorm)
+    aux: str | None = None       # buffer streamed as the second operand (Residual A / SwiGlu H1)
+    dst: str | None = None       # where the results go
+    per_layer: bool = False
+
+
+PROGRAM = [
+    Op("IDLE"),
+    Op("EMB", weights="embedding row", dst="x"),
+    Op("NORM_ATT", "rms_att", src="x", dst="xb", per_layer=True),
+    Op("Q", "wq", src="xb", dst="q", per_layer=True),
+    Op("K", "wk", src="xb", dst="k_cache", per_layer=True),
+    Op("V", "wv", src="xb", dst="v_cache", per_layer=True),
+    Op("ATT", None, dst="att", per_layer=True),
+    Op("O", "wo", src="att", aux="x", dst="x", per_layer=True),
+    Op("NORM_FFN", "rms_ffn", src="x", dst="xb", per_layer=True),
+    Op("W1", "w1", src="xb", dst="hb", per_layer=True),
+    Op("W3", "w3", src="xb", aux="hb", dst="hb", per_layer=True),
+    Op("W2", "w2", src="hb", aux="x", dst="x", per_layer=True),
+    Op("NORM_FIN", "rms_final", src="x", dst="xb"),
+    Op("CLS", "wcls", src="xb", dst="token"),
+]
+OPS = {op.name: i for i, op in enumerate(PROGRAM)}
+OP_BITS = clog2(len(PROGRAM))
+MATVEC_OPS = ("Q", "K", "V", "O", "W1", "W3", "W2", "CLS")
+NORM_OPS = ("NORM_ATT", "NORM_FFN", "NORM_FIN")
+
+
+def check_config(cfg: Config, lanes: int, bits: int) -> PortLayout:
+    """The port layout, or a one-line error for a config this hardware cannot run."""
+    from magma_llama.decoder.weight_port import UnsupportedHardwareError
+    layout = PortLayout(cfg, lanes, bits)
+    if cfg.vocab_size > 1 << TOKEN_BITS:
+        raise UnsupportedHardwareError(f"vocab_size {cfg.vocab_size} does not fit the {TOKEN_BITS}-bit token port")
+    return layout
+
+
+def op_shapes(cfg: Config) -> dict[str, tuple[int, int, int]]:
+    """(results written, MatVec cols, MatVec rows) per op."""
+    d, h, kv, v = cfg.dim, cfg.hidden_dim, cfg.kv_dim, cfg.vocab_size
+    return {"IDLE": (1, 0, 0), "EMB": (d, 0, 0), "NORM_ATT": (d, 0, 0), "Q": (d, d, d), "K": (kv, d, kv),
+            "V": (kv, d, kv), "ATT": (d, 0, 0), "O": (d, d, d), "NORM_FFN": (d, 0, 0), "W1": (h, d, h),
+            "W3": (h, d, h), "W2": (d, h, d), "NORM_FIN": (d, 0, 0), "CLS": (1, d, v)}
+
+
+class Decoder(m.Generator2):
+    def __init__(self, cfg: Config, lanes: int = 16, bits: int = 16):
+        from magma_llama.stages.argmax import Argmax
+        from magma_llama.stages.attention import Attention
+        from magma_llama.stages.embed import Embed
+        from magma_llama.stages.matvec import MatVec
+        from magma_llama.stages.residual import Residual
+        from magma_llama.stages.rmsnorm import RmsNorm
+        from magma_llama.stages.rope import Rope
+        from magma_llama.stages.sampler import Sampler
+        from magma_llama.stages.sram import Sram
+        from magma_llama.stages.swiglu import SwiGlu
+
+        layout = check_config(cfg, lanes, bits)
+        secs = layout.sections
+        d, hd, kvd, hs = cfg.dim, cfg.hidden_dim, cfg.kv_dim, cfg.head_size
+        nl, nh, nkv, seq, vocab = cfg.n_layers, cfg.n_heads, cfg.n_kv_heads, cfg.seq_len, cfg.vocab_size
+        L, WB = lanes, layout.word_bits
+        self.name = f"Decoder_{cfg.dim}_{cfg.hidden_dim}_{nl}_{nh}_{nkv}_{vocab}_{seq}" + (
+            "" if cfg.shared_classifier else "_u") + f"_L{L}_w{bits}"
+        TokIn = m.Product.from_fields(f"TokIn{TOKEN_BITS}", {"token": m.Bits[TOKEN_BITS], "last": m.Bit})
+        WReq = m.Product.from_fields("WReq", {"addr": m.UInt[ADDR_BITS], "len": m.UInt[LEN_BITS]})
+        self.io = io = clocked(TOK_IN=StreamIn(TokIn), TOK_OUT=StreamOut(m.Bits[TOKEN_BITS]),
+                               WREQ=StreamOut(WReq), WDATA=StreamIn(m.Bits[WB]),
+                               inv_t=m.In(m.Bits[31]), seed=m.In(m.Bits[32]))
+
+        # ---- controller state -------------------------------------------------------------
+        op = ctrl_reg(m.UInt[OP_BITS], "op")
+        fresh = ctrl_reg(m.Bit, "fresh")             # the first cycle of an op
+        layer = ctrl_reg(m.UInt[clog2(nl)], "layer")
+        pos = ctrl_reg(m.UInt[clog2(seq)], "pos")
+        prompt_done = ctrl_reg(m.Bit, "prompt_done")
+        token = data_reg(m.Bits[TOKEN_BITS], "token")
+
+        def is_op(*names):
+            return any_of([op.O == OPS[n] for n in names])
+
+        def table(values: dict, bits_: int, default: int = 0):
+            """A per-op constant, selected by the op register (the program ROM)."""
+            vals = [m.uint(values.get(o.name, default), bits_) for o in PROGRAM]
+            return m.mux(pad_pow2(vals), op.O)
+
+        shapes = op_shapes(cfg)
+        greedy = io.inv_t == 0
+
+        # ---- units ------------------------------------------------------------------------
+        max_cols, max_rows = max(d, hd), max(d, hd, vocab)
+        mv = MatVec(L, bits, max_cols, max_rows, dynamic=True)(name="matvec")
+        norm = RmsNorm(d)(name="rmsnorm")
+        emb = Embed(L, bits, d)(name="embed")
+        rope = Rope(hs, seq)(name="rope")
+        att = Attention(hs, seq)(name="attention")
+        res = Residual()(name="residual")
+        glu = SwiGlu()(name="swiglu")
+        amax = Argmax(vocab)(name="argmax")
+        smp = Sampler(vocab)(name="sampler")
+        mv.n_cols @= table({k: s[1] for k, s in shapes.items()}, len(mv.n_cols))
+        mv.n_rows @= table({k: s[2] for k, s in shapes.items()}, len(mv.n_rows))
+        rope.pos @= pos.O
+        att.pos @= pos.O
+        smp.inv_t @= io.inv_t
+        smp.seed @= io.seed
+
+        # ---- buffers ----------------------------------------------------------------------
+        def buffer(name, depth):
+            s = Sram(depth, ACT_BITS)(name=name)
+            s.CLK @= io.CLK
+            return s
+        bufs = {"x": buffer("x", d), "xb": buffer("xb", d), "q": buffer("q", d), "att": buffer("att", d),
+                "hb": buffer("hb", hd)}
+        kv_rows = nl * seq * nkv
+        caches = {n: Sram(kv_rows, hs * ACT_BITS)(name=n) for n in ("k_cache", "v_cache")}
+        for c in caches.values():
+            c.CLK @= io.CLK
+
+        # ---- op sequencing ----------------------------------------------------------------
+        take_in = is_op("IDLE") & ~prompt_done.O & io.TOK_IN.valid
+        io.TOK_IN.ready @= is_op("IDLE") & ~prompt_done.O
+        tok_valid = m.mux([amax.O.valid, smp.O.valid], ~greedy) & is_op("CLS")
+        tok_data = m.mux([m.zext_to(m.bits(amax.O.data), TOKEN_BITS), m.zext_to(m.bits(smp.O.data), TOKEN_BITS)],
+                         ~greedy)
+        tok_fire = tok_valid & io.TOK_OUT.ready
+        io.TOK_OUT.valid @= tok_valid
+        io.TOK_OUT.data @= tok_data
+        amax.O.ready @= io.TOK_OUT.ready & greedy & is_op("CLS")
+        smp.O.ready @= io.TOK_OUT.ready & ~greedy & is_op("CLS")
+        token.I @= m.mux([m.mux([token.O, tok_data], tok_fire), io.TOK_IN.data.token], take_in)
+        prompt_done.I @= prompt_done.O | (take_in & io.TOK_IN.data.last)
+
+        # the writer: every op's results, one per beat, into its destination
+        n_out_m1 = table({k: s[0] - 1 for k, s in shapes.items()}, clog2(max(d, hd) + 1))
+        w_cnt = ctrl_reg(m.UInt[clog2(max(d, hd) + 1)], "w_cnt")
+        sources = {  # op -> the stream its results arrive on
+            "EMB": emb.O, "NORM_ATT": norm.O, "NORM_FFN": norm.O, "NORM_FIN": norm.O,
+            "Q": rope.O, "K": rope.O, "V": mv.Y, "W1": mv.Y, "ATT": att.O,
+            "O": res.O, "W2": res.O, "W3": glu.O,
+        }
+        w_valid = any_of([is_op(o) & s.valid for o, s in sources.items()])
+        w_data = m.mux(pad_pow2([sources[o.name].data if o.name in sources else m.bits(0, ACT_BITS)
+                                 for o in PROGRAM]), op.O)
+        w_fire = w_valid                                  # the writer is always ready
+        for stream in {id(s): s for s in sources.values()}.values():
+            if stream is not mv.Y:
+                stream.ready @= any_of([is_op(o) for o, s in sources.items() if s is stream])
+        last_result = w_fire & (w_cnt.O == n_out_m1)
+        w_cnt.I @= m.mux([m.mux([w_cnt.O, w_cnt.O + 1], w_fire), m.uint(0, len(w_cnt.O))], fresh.O | last_result)
+
+        done = m.mux([last_result, tok_fire], is_op("CLS"))
+        done = m.mux([done, take_in | (is_op("IDLE") & prompt_done.O)], is_op("IDLE"))
+        last_layer = layer.O == (nl - 1)
+        nxt = m.mux([op.O + 1, m.uint(OPS["NORM_ATT"], OP_BITS)], is_op("W2") & ~last_layer)
+        nxt = m.mux([nxt, m.uint(OPS["IDLE"], OP_BITS)], is_op("CLS"))
+        op.I @= m.mux([op.O, nxt], done)
+        fresh.I @= done
+        layer.I @= m.mux([layer.O, m.mux([layer.O + 1, m.uint(0, len(layer.O))], last_layer)],
+                         done & is_op("W2"))
+        pos.I @= m.mux([pos.O, pos.O + 1], done & is_op("CLS"))
+
+        # ---- weight fetch: bursts of at most MAX_BURST words ------------------------------
+        def section(opn):
+            o = PROGRAM[OPS[opn]]
+            if o.weights is None:
+                return None
+            if o.weights == "embedding row":
+                return layout.embedding
+            return secs[f"layer0.{o.weights}" if o.per_layer else o.weights]
+        bases, lens = {}, {}
+        for o in PROGRAM:
+            s = section(o.name)
+            if s is not None:
+                bases[o.name] = s.base
+                lens[o.name] = s.words_per_row if o.name == "EMB" else s.words
+        stride = secs["layer1.rms_att"].base - secs["layer0.rms_att"].base if nl > 1 else 0
+        A = m.UInt[ADDR_BITS]
+        base = table(bases, ADDR_BITS)
+        per_layer = any_of([is_op(o.name) for o in PROGRAM if o.per_layer])
+        base = base + m.mux([m.uint(0, ADDR_BITS), m.zext_to(layer.O, ADDR_BITS) * m.uint(stride, ADDR_BITS)],
+                            per_layer)
+        base = base + m.mux([m.uint(0, ADDR_BITS), m.zext_to(m.uint(token.O), ADDR_BITS) *
+                             m.uint(layout.embedding.words_per_row, ADDR_BITS)], is_op("EMB"))
+        f_addr = ctrl_reg(A, "f_addr")
+        f_left = ctrl_reg(A, "f_left")
+        rq_valid = ctrl_reg(m.Bit, "wreq_valid")
+        rq_addr = data_reg(A, "wreq_addr")
+        rq_len = data_reg(m.UInt[LEN_BITS], "wreq_len")
+        can_load = ~rq_valid.O | io.WREQ.ready
+        load = can_load & (f_left.O != 0) & ~fresh.O
+        chunk = m.mux([f_left.O, m.uint(MAX_BURST, ADDR_BITS)], f_left.O > MAX_BURST)
+        rq_valid.I @= load | (rq_valid.O & ~io.WREQ.ready)
+        rq_addr.I @= m.mux([rq_addr.O, f_addr.O], load)
+        rq_len.I @= m.mux([rq_len.O, chunk[:LEN_BITS]], load)
+        f_addr.I @= m.mux([m.mux([f_addr.O, f_addr.O + chunk], load), base], fresh.O)
+        f_left.I @= m.mux([m.mux([f_left.O, f_left.O - chunk], load), table(lens, ADDR_BITS)], fresh.O)
+        io.WREQ.valid @= rq_valid.O
+        io.WREQ.data.addr @= rq_addr.O
+        io.WREQ.data.len @= rq_len.O
+
+        # ---- weight words to the units ----------------------------------------------------
+        word = io.WDATA.data
+        for unit in (mv, emb):
+            for j in range(L):
+                unit.W.data.mant[j] @= word[j * bits:(j + 1) * bits]
+                unit.W.data.exp[j] @= word[L * bits + j * EXP_BITS:L * bits + (j + 1) * EXP_BITS]
+        is_mv = is_op(*MATVEC_OPS)
+        is_norm = is_op(*NORM_OPS)
+        mv.W.valid @= io.WDATA.valid & is_mv
+        emb.W.valid @= io.WDATA.valid & is_op("EMB")
+        # gains: gains_per_word entries per word, the last word of a vector partly used
+        K = layout.gains_per_word
+        g_idx = ctrl_reg(m.UInt[clog2(K)], "gain_idx")
+        g_cnt = ctrl_reg(m.UInt[clog2(d)], "gain_cnt")
+        entries = [word[j * GAIN_ENTRY_BITS:(j + 1) * GAIN_ENTRY_BITS] for j in range(K)]
+        entry = m.mux(pad_pow2(entries), g_idx.O) if K > 1 else entries[0]
+        norm.G.data.mant @= entry[:GAIN_BITS]
+        norm.G.data.exp @= entry[GAIN_BITS:GAIN_ENTRY_BITS]
+        norm.G.valid @= io.WDATA.valid & is_norm
+        g_fire = io.WDATA.valid & is_norm & norm.G.ready
+        g_last_elem = g_cnt.O == (d - 1)
+        release = (g_idx.O == (K - 1)) | g_last_elem
+        g_cnt.I @= m.mux([g_cnt.O, m.mux([g_cnt.O + 1, m.uint(0, len(g_cnt.O))], g_last_elem)], g_fire)
+        g_idx.I @= m.mux([g_idx.O, m.mux([g_idx.O + 1, m.uint(0, len(g_idx.O))], release)], g_fire)
+        io.WDATA.ready @= (is_mv & mv.W.ready) | (is_op("EMB") & emb.W.ready) | (is_norm & norm.G.ready & release)
+
+        # ---- buffer readers ---------------------------------------------------------------
+        def reader(name, ops: dict[str, int]):
+            """Streams n elements (per op) of a buffer from index 0: (valid, index, fire)."""
+            ib = clog2(max(d, hd) + 1)
+            idx = ctrl_reg(m.UInt[ib], f"{name}_idx")
+            active = ctrl_reg(m.Bit, f"{name}_active")
+            n_m1 = table({k: v - 1 for k, v in ops.items()}, ib)
+            used = any_of([is_op(o) for o in ops])
+            return idx, active, n_m1, used
+
+        def run_reader(idx, active, n_m1, used, ready):
+            fire = active.O & ready
+            last = idx.O == n_m1
+            idx.I @= m.mux([m.mux([idx.O, idx.O + 1], fire), m.uint(0, len(idx.O))], fresh.O | (fire & last))
+            active.I @= m.mux([active.O & ~(fire & last), used], fresh.O)
+            return fire
+
+        src_ops = {o.name: shapes[o.name][1] or d for o in PROGRAM if o.src}
+        a_idx, a_act, a_n, a_used = reader("src", src_ops)
+        a_ready = m.mux([norm.X.ready, mv.X.ready], is_mv)
+        run_reader(a_idx, a_act, a_n, a_used, a_ready)
+        aux_ops = {o.name: (hd if o.aux == "hb" else d) for o in PROGRAM if o.aux}
+        x_idx, x_act, x_n, x_used = reader("aux", aux_ops)
+        x_ready = m.mux([res.A.ready, glu.H1.ready], is_op("W3"))
+        run_reader(x_idx, x_act, x_n, x_used, x_ready)
+        q_idx, q_act, q_n, q_used = reader("qsrc", {"ATT": d})
+        run_reader(q_idx, q_act, q_n, q_used, att.Q.ready)
+
+        def by_op(values: dict, default):
+            return m.mux(pad_pow2([values.get(o.name, default) for o in PROGRAM]), op.O)
+
+        src_data = by_op({o.name: bufs[o.src].RDATA for o in PROGRAM if o.src}, m.bits(0, ACT_BITS))
+        aux_data = by_op({o.name: bufs[o.aux].RDATA for o in PROGRAM if o.aux}, m.bits(0, ACT_BITS))
+        norm.X.valid @= a_act.O & is_norm
+        norm.X.data @= src_data
+        mv.X.valid @= a_act.O & is_mv
+        mv.X.data @= src_data
+        res.A.valid @= x_act.O & is_op("O", "W2")
+        res.A.data @= aux_data
+        glu.H1.valid @= x_act.O & is_op("W3")
+        glu.H1.data @= aux_data
+        att.Q.valid @= q_act.O
+        att.Q.data @= bufs["q"].RDATA
+
+        # MatVec results: to RoPE, the writer, the residual, SwiGLU or the token choice
+        rope.I.valid @= mv.Y.valid & is_op("Q", "K")
+        rope.I.data @= mv.Y.data
+        res.B.valid @= mv.Y.valid & is_op("O", "W2")
+        res.B.data @= mv.Y.data
+        glu.H3.valid @= mv.Y.valid & is_op("W3")
+        glu.H3.data @= mv.Y.data
+        amax.I.valid @= mv.Y.valid & is_op("CLS") & greedy
+        amax.I.data @= mv.Y.data
+        smp.I.valid @= mv.Y.valid & is_op("CLS") & ~greedy
+        smp.I.data @= mv.Y.data
+        mv.Y.ready @= (is_op("Q", "K") & rope.I.ready) | is_op("V", "W1") | (is_op("O", "W2") & res.B.ready) | (
+            is_op("W3") & glu.H3.ready) | (is_op("CLS") & m.mux([amax.I.ready, smp.I.ready], ~greedy))
+
+        # ---- K/V cache readers for attention: rows (layer, t, head // kv_mul), t = 0..pos per head
+        rb = clog2(kv_rows)
+
+        def kv_row(t, kvh):
+            return m.bits((m.zext_to(layer.O, rb) * m.uint(seq, rb) + m.zext_to(t, rb)) * m.uint(nkv, rb)
+                          + m.zext_to(kvh, rb))[:rb]
+
+        kv_mul = nh // nkv
+        for cname, port in (("k_cache", att.K), ("v_cache", att.V)):
+            t = ctrl_reg(m.UInt[clog2(seq)], f"{cname}_t")
+            h = ctrl_reg(m.UInt[clog2(nh)], f"{cname}_head")
+            active = ctrl_reg(m.Bit, f"{cname}_active")
+            fire = active.O & port.ready
+            t_last = t.O == pos.O
+            h_last = h.O == (nh - 1)
+            t.I @= m.mux([m.mux([t.O, m.mux([t.O + 1, m.uint(0, len(t.O))], t_last)], fire),
+                          m.uint(0, len(t.O))], fresh.O)
+            h.I @= m.mux([m.mux([h.O, h.O + 1], fire & t_last), m.uint(0, len(h.O))], fresh.O)
+            active.I @= m.mux([active.O & ~(fire & t_last & h_last), is_op("ATT")], fresh.O)
+            kvh = m.uint(m.zext_to(h.O, clog2(nh) + 1) // m.uint(kv_mul, clog2(nh) + 1)) if kv_mul > 1 else h.O
+            caches[cname].RADDR @= kv_row(t.O, kvh)
+            port.valid @= active.O
+            row = caches[cname].RDATA
+            for i in range(hs):
+                port.data[i] @= row[i * ACT_BITS:(i + 1) * ACT_BITS]
+
+        # ---- writes: buffers, and K/V rows assembled from hs results ----------------------
+        for name, buf in bufs.items():
+            writers = [o.name for o in PROGRAM if o.dst == name]
+            buf.WE @= w_fire & is_op(*writers)
+            buf.WADDR @= w_cnt.O[:len(buf.WADDR)]
+            buf.WDATA @= w_data
+        for name, buf in bufs.items():
+            readers = {o.name: (a_idx, x_idx)[o.aux == name and o.src != name]
+                       for o in PROGRAM if name in (o.src, o.aux)}
+            if name == "q":
+                buf.RADDR @= q_idx.O[:len(buf.RADDR)]
+            else:
+                buf.RADDR @= by_op({k: v.O[:len(buf.RADDR)] for k, v in readers.items()},
+                                   m.bits(0, len(buf.RADDR)))
+        e_idx = ctrl_reg(m.UInt[clog2(hs)], "kv_elem")
+        w_kvh = ctrl_reg(m.UInt[clog2(nkv)], "kv_head_w")
+        is_kv = is_op("K", "V")
+        e_last = e_idx.O == (hs - 1)
+        kv_fire = w_fire & is_kv
+        e_idx.I @= m.mux([m.mux([e_idx.O, m.mux([e_idx.O + 1, m.uint(0, len(e_idx.O))], e_last)], kv_fire),
+                          m.uint(0, len(e_idx.O))], fresh.O)
+        w_kvh.I @= m.mux([m.mux([w_kvh.O, w_kvh.O + 1], kv_fire & e_last), m.uint(0, len(w_kvh.O))], fresh.O)
+        held = []
+        for i in range(hs - 1):
+            r = data_reg(ACT, f"kv_row{i}")
+            r.I @= m.mux([r.O, w_data], kv_fire & (e_idx.O == i))
+            held.append(r.O)
+        row_data = m.concat(*held, w_data) if hs > 1 else w_data
+        for cname, opn in (("k_cache", "K"), ("v_cache", "V")):
+            c = caches[cname]
+            c.WE @= kv_fire & e_last & is_op(opn)
+            c.WADDR @= kv_row(pos.O, w_kvh.O)
+            c.WDATA @= row_data
+
+
+@functools.lru_cache(maxsize=None)
+def decoder(cfg: Config, lanes: int, bits: int):
+    return Decoder(cfg, lanes, bits)
