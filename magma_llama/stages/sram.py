@@ -35,10 +35,12 @@ def Sram(depth: int, width: int):
     name = f"Sram_{depth}x{width}"
     _SOURCES[name] = _text(name, depth, width, abits)
 
+    module_name = name
+
     class _Sram(m.Circuit):
+        name = module_name          # named in the class body: the CoreIR backend keys on it
         io = m.IO(CLK=m.In(m.Clock), RADDR=m.In(m.Bits[abits]), RDATA=m.Out(m.Bits[width]),
                   WE=m.In(m.Bit), WADDR=m.In(m.Bits[abits]), WDATA=m.In(m.Bits[width]))
-    _Sram.name = name
     return _Sram
 
 
