@@ -6,7 +6,8 @@ Ports (ready/valid streams, CLK and a synchronous RESET):
 - `K`, `V` (in): one beat per position t = 0..pos, each a whole row
   `Array[head_size, Bits[32]]` (the KV head's key / value at t), positions in order;
 - `pos` (plain input): the current position; the head attends to pos + 1 positions.
-  The controller holds it steady while a head runs;
+  The controller holds it steady while a head runs (it may change only with no head in
+  flight: after a token's last `O` beat, before the next token's first `Q`);
 - `O` (out): the head's output, `head_size` Q12.20 beats.
 
 Two pipeline stages per position.  Score: when the query is loaded and the score register
@@ -45,10 +46,11 @@ ACC_PHASE, FIN_PHASE, OUT_PHASE = 0, 1, 2
 
 MUTANTS = {
     "overwrite_score": "takes a K beat while the score register still holds an unused score",
+    "drop_o": "lowers O.valid after one cycle even if the beat was not taken",
     "no_rescale": "does not rescale l and O when the running max rises (alpha taken as 1)",
 }
 # the mutants a proof can see (no_rescale changes only payload arithmetic: simulation)
-CONTROL_MUTANTS = ("overwrite_score",)
+CONTROL_MUTANTS = ("overwrite_score", "drop_o")
 
 
 def _tree_sum(terms):
@@ -221,7 +223,7 @@ class Attention(m.Generator2):
         # output
         oi = m.mux(pad_pow2([r.O for r in o_acc]), out_idx.O) if hs > 1 else o_acc[0].O
         o_data.I @= m.mux([o_data.O, math.out(oi, mant.O, exp.O)], o_load)
-        o_valid.I @= o_load | (o_valid.O & ~io.O.ready)
+        o_valid.I @= o_load | (o_valid.O & ~io.O.ready & m.bit(mutant != "drop_o"))
         out_idx.I @= m.mux([out_idx.O, _step(out_idx.O, out_last)], o_load)
         nxt_phase = m.mux([phase.O, m.uint(FIN_PHASE, 2)], v_fire & v_last)
         nxt_phase = m.mux([nxt_phase, m.uint(OUT_PHASE, 2)], in_fin)
