@@ -33,6 +33,7 @@ import magma as m
 
 from magma_llama.numerics import tables as T
 from magma_llama.numerics.fixed import ACC_BITS, ACT_BITS, ACT_FRAC, ATT_EXTRA, DOT_SHIFT, ONE_Q30, Q30
+from magma_llama.stages.matvec import _sum as tree_sum   # the MatVec engine's adder tree
 from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg, pad_pow2
 from magma_llama.streams.types import StreamIn, StreamOut, clog2
 
@@ -53,15 +54,6 @@ MUTANTS = {
 CONTROL_MUTANTS = ("overwrite_score", "drop_o")
 
 
-def _tree_sum(terms):
-    while len(terms) > 1:
-        nxt = [a + b for a, b in zip(terms[0::2], terms[1::2])]
-        if len(terms) % 2:
-            nxt.append(terms[-1])
-        terms = nxt
-    return terms[0]
-
-
 class _RealMath:
     """The datapath of golden.stages.attention, through the shared units."""
 
@@ -74,7 +66,7 @@ class _RealMath:
     def score(self, q, k):
         """s = sat32(round(sum rshr(q_i k_i, DOT_SHIFT) * isq / 2^(30 + F - DOT_SHIFT)))."""
         u = self.u
-        dot = _tree_sum([u.rshr(u.s_(qi, ACC_BITS) * u.s_(ki, ACC_BITS), DOT_SHIFT) for qi, ki in zip(q, k)])
+        dot = tree_sum([u.rshr(u.s_(qi, ACC_BITS) * u.s_(ki, ACC_BITS), DOT_SHIFT) for qi, ki in zip(q, k)])
         s = u.mul_rshr_wide(dot, m.uint(self.isq, P_BITS), Q30 + ACT_FRAC - DOT_SHIFT)
         return m.bits(u.sat(s, ACT_BITS))
 
