@@ -1,0 +1,159 @@
+"""RoPE: rotates the pairs (v0, v1) of each head of q or k by pos * freq_i.
+
+Ports (ready/valid streams, CLK and a synchronous RESET):
+- `I` (in): the elements of a vector (q or k) in vector order, one Q12.20 per beat; a
+  head's pair i is its elements 2i and 2i+1.  A vector is any whole number of heads:
+  the element counter wraps at `head_size`, so the stage never needs the vector length.
+- `pos` (plain input): the token position, held steady by the controller from a
+  vector's first `I` beat to its last; it is read when an odd element is accepted.
+- `O` (out): the rotated elements in the same order, one per beat.
+
+cos and sin (signed Q2.30) come from `numerics.tables.rope_tables(head_size, seq_len)`,
+looked up by (pos, pair index within the head).  When v1 arrives both outputs are
+formed at once (`golden.stages.rope`): out0 = sat32(rshr(v0*c - v1*s, 30)),
+out1 = sat32(rshr(v0*s + v1*c, 30)); out0 goes to the `O` register, out1 to a spare
+register that follows it.  v0 is always accepted (its register is free whenever an
+even element is expected); v1 only when the spare is empty and `O` is free this cycle,
+which at full rate is every time, so the stage takes and gives one element per cycle.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import magma as m
+
+from magma_llama.numerics.fixed import ACT_BITS
+from magma_llama.numerics.tables import ROPE_FRAC, rope_tables
+from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg
+from magma_llama.streams.types import StreamIn, StreamOut, clog2
+
+ACT = m.Bits[ACT_BITS]
+TRIG_BITS = ROPE_FRAC + 2          # signed Q2.30
+PROD_BITS = 64                     # |v*c| <= 2^61, a sum of two <= 2^62: exact in 64 bits
+
+# control mutants (the formal build must give a counterexample) ...
+CONTROL_MUTANTS = {
+    "v1_while_full": "accepts an odd element while the spare still holds the previous out1 (overwrites it)",
+    "pair_order": "sends out1 before out0",
+    "wrap_early": "the element counter wraps at head_size - 2 (pairs straddle heads)",
+}
+# ... and payload mutants, caught by the bit-exact simulation
+MUTANTS = CONTROL_MUTANTS | {
+    "sin_sign": "rotates the other way (the sign of sin swapped)",
+}
+
+
+def _lookup(head_size: int, seq_len: int, pos, pair):
+    """cos and sin of (pos, pair) as SInt[TRIG_BITS], combinational: two ROMs of
+    seq_len * head_size/2 entries, pos-major (entry pos * head_size/2 + pair)."""
+    from magma_llama.stages import units
+    cos, sin = rope_tables(head_size, seq_len)
+    half = head_size // 2
+    ab = clog2(seq_len * half) + 1
+    addr = m.uint(m.zext_to(pos, ab)) * m.uint(half, ab) + m.uint(m.zext_to(m.uint(pair), ab))
+    return (units.rom(cos.ravel(), addr, TRIG_BITS, signed=True),
+            units.rom(sin.ravel(), addr, TRIG_BITS, signed=True))
+
+
+def _rotate(v0, v1, c, s, mutant):
+    """(out0, out1) of golden.stages.rope for one pair, through the shared rshr/sat units."""
+    from magma_llama.stages import units
+
+    def wide(x):
+        return m.sext_to(m.sint(x), PROD_BITS)
+    if mutant == "sin_sign":
+        s = -s
+    a = wide(v0) * wide(c) - wide(v1) * wide(s)
+    b = wide(v0) * wide(s) + wide(v1) * wide(c)
+    return (units.sat(units.rshr(a, ROPE_FRAC), ACT_BITS), units.sat(units.rshr(b, ROPE_FRAC), ACT_BITS))
+
+
+class Rope(m.Generator2):
+    def __init__(self, head_size: int, seq_len: int, mutant=None, formal=False):
+        check_mutant(mutant, MUTANTS, "rope")
+        if head_size < 2 or head_size % 2 or seq_len < 1:
+            raise ValueError(f"rope needs an even head_size >= 2 and seq_len >= 1, got {head_size}, {seq_len}")
+        self.name = f"Rope_hs{head_size}_t{seq_len}" + (f"_mut_{mutant}" if mutant else "") + (
+            "_formal" if formal else "")
+        self.io = io = clocked(I=StreamIn(ACT), pos=m.In(m.UInt[clog2(seq_len)]), O=StreamOut(ACT))
+
+        idx = ctrl_reg(m.UInt[clog2(head_size)], "idx")       # element index within the head
+        v0 = data_reg(ACT, "v0")
+        o_valid = ctrl_reg(m.Bit, "o_valid")
+        o_data = data_reg(ACT, "o_data")
+        s_valid = ctrl_reg(m.Bit, "spare_valid")
+        s_data = data_reg(ACT, "spare_data")
+
+        has_v0 = idx.O[0]
+        o_free = ~o_valid.O | io.O.ready
+        i_ready = ~has_v0 | (~s_valid.O & o_free)
+        if mutant == "v1_while_full":
+            i_ready = ~has_v0 | o_free
+        fire = io.I.valid & i_ready
+        fire_v1 = fire & has_v0
+
+        if formal:
+            # cheap payload for the solver: the identity (the control is the same code)
+            out0, out1 = m.bits(v0.O), m.bits(io.I.data)
+        else:
+            pair = idx.O[1:] if head_size > 2 else m.uint(0, 1)
+            c, s = _lookup(head_size, seq_len, io.pos, pair)
+            out0, out1 = _rotate(v0.O, io.I.data, c, s, mutant)
+            out0, out1 = m.bits(out0), m.bits(out1)
+        if mutant == "pair_order":
+            out0, out1 = out1, out0
+
+        wrap = head_size - (2 if mutant == "wrap_early" else 1)
+        last = idx.O == wrap
+        idx.I @= m.mux([idx.O, m.mux([idx.O + 1, m.uint(0, len(idx.O))], last)], fire)
+        v0.I @= m.mux([v0.O, io.I.data], fire & ~has_v0)
+        move = s_valid.O & o_free                      # the spare's out1 follows out0
+        o_valid.I @= fire_v1 | move | (o_valid.O & ~io.O.ready)
+        o_data.I @= m.mux([m.mux([o_data.O, s_data.O], move), out0], fire_v1)
+        s_valid.I @= fire_v1 | (s_valid.O & ~o_free)
+        s_data.I @= m.mux([s_data.O, out1], fire_v1)
+
+        io.I.ready @= i_ready
+        io.O.valid @= o_valid.O
+        io.O.data @= o_data.O
+
+        if formal:
+            from magma_llama.formal.props import Props
+            p = Props(io)
+            i, o = p.monitor(io.I), p.monitor(io.O)
+            ix, ov, sv = p.sig(idx.O), p.sig(o_valid.O), p.sig(s_valid.O)
+            bits = max(4, clog2(head_size) + 2)
+            # every element in comes out once, in order (identity payload): the tracked beat
+            t = p.track(i, o, bits)
+            f_in, f_out, f_idx, f_data = t["in"], t["out"], t["idx"], t["data"]
+            # (the 1-bit terms are widened to the counters' width by the comparison)
+            p.assert_(f"({f_in} - {f_out}) == ({ov} + {sv} + {p.sig(has_v0)})")
+            p.assert_(f"{ix} < {head_size}")
+            p.assert_(f"!{sv} || {ov}")
+            # the counter is the input count modulo head_size (head_size a power of two here)
+            if head_size & (head_size - 1) == 0:
+                p.assert_(f"{ix} == {f_in}[{clog2(head_size) - 1}:0]")
+            # where the tracked element waits: O, then the spare, then the v0 register
+            p.assert_(f"!({ov} && {f_out} == {f_idx}) || {p.sig(o_data.O)} == {f_data}")
+            p.assert_(f"!({sv} && {f_out} + 1'b1 == {f_idx}) || {p.sig(s_data.O)} == {f_data}")
+            p.assert_(f"!({p.sig(has_v0)} && {f_in} - 1'b1 == {f_idx}) || {p.sig(v0.O)} == {f_data}")
+            # covers: two whole heads out; the spare waiting behind a stalled O
+            p.cover(f"{o['fire']} && {f_out} == {2 * head_size - 1}")
+            p.cover(f"{sv} && {ov} && !{o['ready']} && {i['valid']}")
+            p.emit()
+
+
+# proofs: head size 4, 4 positions (identity payload); emission: stories260K (head size 8, seq_len 512)
+ROPE_PROVED = (4, 4)
+ROPE_EMITTED = (8, 512)
+
+
+def designs():
+    """Rows of `magma-llama prove` / `emit` (formal/designs.py)."""
+    from magma_llama.formal.designs import Design
+    return [Design("rope", "RoPE, head size 8 x 512 positions (emit) / 4 x 4 (proof, identity payload): "
+                           "order, one out per in, pairs within heads",
+                   emit=functools.partial(Rope, *ROPE_EMITTED),
+                   formal=lambda mutant=None: Rope(*ROPE_PROVED, mutant=mutant, formal=True),
+                   mutants=tuple(CONTROL_MUTANTS), depth=6)]
