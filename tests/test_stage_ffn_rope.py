@@ -11,7 +11,8 @@ sinks of streams/testbench.py):
   POS_A / POS_B, one entry per head of the 256-beat ROM (real q and k before RoPE at
   positions 0 and > 0, the same vectors at other positions up to seq_len - 1, and random
   extreme values, and full-scale pairs that saturate);
-- `rb_sin`, `rb_order`: `rb` with the mutants `sin_sign` and `pair_order` (must fail).
+- `rb_sin`, `rb_order`: `rb` with the mutants `sin_sign` and `pair_order`, and `sa_floor`:
+  `sa` with `floor_shift` (a truncating final shift); each must fail its check.
 Source beat k of a port is rom[k % 256] (seeds are multiples of 256), so the ROM's vectors
 line up with the model's taps; every expected output is computed by the golden functions
 from the beats that moved (and the `pos` the wrapper showed when they moved), and the
@@ -121,6 +122,7 @@ def _data(workdir):
     pos["rb"] = [0] * 8 + [POS_HI] * 8 + [63] * 6 + [5, 63, 17, 1, 40, 8, 63, 2, 31, 50]
     for mut in ROPE_MUTANTS:
         roms[f"{mut}_I"], pos[mut] = roms["rb_I"], pos["rb"]
+    roms["sa_floor_H1"], roms["sa_floor_H3"] = roms["sa_H1"], roms["sa_H3"]
     assert all(len(v) == 256 for v in roms.values()) and all(len(p) == 32 for p in pos.values())
     return roms, pos, ts, tg
 
@@ -168,7 +170,7 @@ def _simulate(workdir):
     def rom(label, port, widths, rng):
         return [int(v) & ((1 << ACT_BITS) - 1) for v in roms[f"{label}_{port}"]]
 
-    duts = {"sa": SwiGlu(), "sb": SwiGlu()} | {k: _rope_at(k, pos[k]) for k in ROPE_SHAPES}
+    duts = {"sa": SwiGlu(), "sb": SwiGlu(), "sa_floor": SwiGlu("floor_shift")} | {k: _rope_at(k, pos[k]) for k in ROPE_SHAPES}
     bench, infos, extras = make_bench(duts, rom_fn=rom, name="FfnRopeBench")
     runs = run_bench(bench, infos, extras, RUNS, CYCLES, workdir, flags=("--output-split", "0"))
     return Sim(infos, extras, runs), pos, ts, tg
@@ -346,6 +348,13 @@ def test_rope_mutant_caught(sim, label):
     with pytest.raises(AssertionError, match="golden"):
         for run in s.runs:
             _check_rope(s, label, run)
+
+
+def test_swiglu_mutant_caught(sim):
+    s = sim[0]
+    with pytest.raises(AssertionError, match="golden"):
+        for run in s.runs:
+            _check_swiglu(s, "sa_floor", run)
 
 
 def test_full_rate_when_streams_are_dense(sim):

@@ -23,18 +23,24 @@ from magma_llama.streams.types import StreamIn, StreamOut
 ACT = m.Bits[ACT_BITS]
 PROD_BITS = 64                     # |silu(h1)| <= |h1| < 2^31: the product fits 63 bits
 
-MUTANTS = {
+# control mutants (the formal build must give a counterexample) ...
+CONTROL_MUTANTS = {
     "eager_join": "takes an H1 beat while H3 is empty (the halves drift apart)",
     "overwrite": "takes a pair while O is stalled, overwriting the unread result",
 }
+# ... and a payload mutant, caught by the bit-exact simulation
+MUTANTS = CONTROL_MUTANTS | {
+    "floor_shift": "drops the rounding half of the final shift by F (truncates)",
+}
 
 
-def swiglu_payload(h1, h3):
+def swiglu_payload(h1, h3, mutant=None):
     """sat32(rshr(silu(h1) * h3, F)) of one element pair, combinational."""
     from magma_llama.stages import units
     g = m.sext_to(m.sint(units.silu(h1)), PROD_BITS)
     p = g * m.sext_to(m.sint(h3), PROD_BITS)
-    return m.bits(units.sat(units.rshr(p, ACT_FRAC), ACT_BITS))
+    shifted = p >> m.sint(ACT_FRAC, PROD_BITS) if mutant == "floor_shift" else units.rshr(p, ACT_FRAC)
+    return m.bits(units.sat(shifted, ACT_BITS))
 
 
 class SwiGlu(m.Generator2):
@@ -53,7 +59,7 @@ class SwiGlu(m.Generator2):
             # cheap payload for the solver: h1 xor h3 (the control is the same code)
             out = io.H1.data ^ io.H3.data
         else:
-            out = swiglu_payload(io.H1.data, io.H3.data)
+            out = swiglu_payload(io.H1.data, io.H3.data, mutant)
 
         o_valid.I @= fire | (o_valid.O & ~io.O.ready)
         o_data.I @= m.mux([o_data.O, out], fire)
@@ -92,4 +98,4 @@ def designs():
     return [Design("swiglu", "SwiGLU silu(h1)*h3 (emit) / control with an xor payload (proof): "
                              "halves joined, one O per pair, in order",
                    emit=SwiGlu, formal=lambda mutant=None: SwiGlu(mutant=mutant, formal=True),
-                   mutants=tuple(MUTANTS), depth=4)]
+                   mutants=tuple(CONTROL_MUTANTS), depth=4)]
