@@ -1,0 +1,354 @@
+"""Shared combinational function units: the integer numerics as Magma logic.
+
+Every unit is a plain Python function that takes magma values and returns magma
+values, so any `m.Generator2` can call it inside its definition; each is bit-exact
+to its numpy counterpart in `numerics.fixed` / `numerics.functions` and reads its
+tables from `numerics.tables` (a table exists once).  Being combinational, a unit's
+cost is its depth: the docstrings give the multipliers in series.
+
+Conventions: an `SInt` operand is signed, a `UInt` unsigned, a `Bits` operand is
+read as signed; a shift or exponent argument is a Python int (a constant: wiring
+only) or a magma value (`UInt` amounts; `SInt` exponents).  A Scale is
+`(mant, exp)`: `mant` UInt[MANT_BITS] in [2^30, 2^31) (Q1.30), `exp` SInt[EXP_BITS],
+value mant * 2^(exp - 30), as in `numerics.functions`.
+
+- `rshr(x, s)`: round-half-up arithmetic right shift, same width and kind as x.
+- `sat(x, bits)`: saturate to a signed `bits`-wide value (SInt[bits]).
+- `shift_sat(x, k, bits)`: x * 2^k rounded (k < 0) or saturated, SInt[bits].
+- `shift_each(x, k)`: x * 2^k, rounding where k < 0, no saturation, SInt like x.
+- `apply_scale(x, mant, exp, bits)`: x * Scale, SInt[bits].
+- `mul_rshr_wide(a, b, s)`: round_half_up(a * b / 2^s), SInt[64] a, UInt[31] b.
+- `exp_neg(x, frac)`: e^x (x <= 0), Q.frac SInt[32] -> Q1.30 UInt[31].
+- `recip(a, frac)`, `rsqrt(a, frac)`: UInt[64] a in [1, 2^62] -> Scale.
+- `scale_mul(a, b)`: product of two Scales, a Scale.
+- `sigmoid(x, frac)`: Q.frac SInt[32] -> Q1.30 UInt[31];  `silu(x, frac)`: -> SInt[32].
+- `rom(table, addr, width, signed)`: constant table lookup.
+"""
+
+from __future__ import annotations
+
+import magma as m
+
+from magma_llama.numerics import tables as T
+from magma_llama.numerics.fixed import ACT_BITS, ACT_FRAC, ACT_MAX, ACT_MIN, MAX_SHIFT, ONE_Q30, Q30
+from magma_llama.streams._base import pad_pow2
+
+MANT_BITS = 31          # Scale mantissa and Q1.30 results (exp_neg, sigmoid): unsigned
+EXP_BITS = 8            # Scale exponent, signed
+WIDE = 64               # the int64 registers of the numpy model
+
+
+# --- width and kind helpers ---------------------------------------------------------------
+def _signed(x) -> bool:
+    return not isinstance(x, m.UInt)
+
+
+def _ext(x, n: int, signed: bool | None = None):
+    """x as an n-bit value of its own kind (SInt/UInt): extended by its sign/zero, or cut."""
+    if signed is None:
+        signed = _signed(x)
+    b = m.bits(x)
+    w = len(b)
+    if w > n:
+        b = b[:n]
+    elif w < n:
+        b = m.sext_to(m.sint(b), n) if signed else m.zext_to(m.uint(b), n)
+    return m.sint(b) if signed else m.uint(b)
+
+
+def s_(x, n: int):
+    """Any magma value (Bits read as signed, UInt zero-extended) as SInt[n]."""
+    if isinstance(x, int):
+        return m.sint(x, n)
+    return m.sint(_ext(x, n))
+
+
+def _amount(s, n: int, limit: int | None = None):
+    """A runtime unsigned shift amount as n bits, clamped to min(s, limit) (limit < 2^n)."""
+    s = m.uint(m.bits(s))
+    w = max(len(s), n)
+    s = _ext(s, w, False)
+    if limit is not None and limit < (1 << w) - 1:
+        s = m.mux([s, m.uint(limit, w)], s > m.uint(limit, w))
+    return _ext(s, n, False) if limit is not None and limit < (1 << n) else _cap(s, n)
+
+
+def _cap(s, n: int):
+    """s (UInt[w], w >= n) as UInt[n], values >= 2^n - 1 becoming 2^n - 1 (a shift past every bit)."""
+    w = len(s)
+    if w == n:
+        return s
+    big = s > m.uint((1 << n) - 1, w)
+    return m.mux([m.uint(m.bits(s)[:n]), m.uint((1 << n) - 1, n)], big)
+
+
+def _bit(x, i: int):
+    """Bit i of x, sign- or zero-extended past its width (infinite two's complement)."""
+    b = m.bits(x)
+    if i < len(b):
+        return b[i]
+    return b[len(b) - 1] if _signed(x) else m.bit(0)
+
+
+# --- shifts, rounding, saturation ---------------------------------------------------------
+def rshr(x, s, clamp: bool = True):
+    """round_half_up(x / 2^s) = floor(x / 2^s) + bit s-1 of x, same width and kind as x.
+
+    s: a Python int (wiring only) or an unsigned magma value.  A runtime s is clamped to
+    MAX_SHIFT like `fixed.rshr` on arrays (clamp=False: the exact value for any s, as
+    `mul_rshr_wide` needs).  Never overflows (the rounding adds at most one below 2^(w-1))."""
+    signed = _signed(x)
+    x = m.sint(m.bits(x)) if signed else m.uint(m.bits(x))
+    w = len(x)
+    if isinstance(s, int):
+        if s == 0:
+            return x
+        hi = m.bits(x)[s:] if s < w else m.bits(_bit(x, w), 1)
+        floor = _ext(m.sint(hi) if signed else m.uint(hi), w, signed)
+        rnd = _ext(m.uint(m.bits(_bit(x, s - 1), 1)), w, False)
+        return floor + (m.sint(rnd) if signed else rnd)
+    sh = _amount(s, w, MAX_SHIFT if clamp else None)
+    sh_t = m.sint(sh) if signed else sh
+    floor = x >> sh_t
+    nz = sh != m.uint(0, w)
+    prev = m.uint(sh) - m.uint(1, w)
+    below = x >> (m.sint(prev) if signed else prev)         # bit s-1 at bit 0 (s >= 1)
+    rnd = m.zext_to(m.uint(m.bits(m.bits(below)[0] & nz, 1)), w)
+    return floor + (m.sint(rnd) if signed else rnd)
+
+
+def sat(x, bits: int = ACT_BITS):
+    """x saturated to a signed `bits`-wide register: SInt[bits] (fixed.sat)."""
+    x = m.sint(m.bits(x)) if _signed(x) else m.sint(m.zext_to(m.uint(m.bits(x)), len(x) + 1))
+    w = len(x)
+    if w <= bits:
+        return s_(x, bits)
+    hi = x > m.sint((1 << (bits - 1)) - 1, w)
+    lo = x < m.sint(-(1 << (bits - 1)), w)
+    lim = m.mux([m.sint(-(1 << (bits - 1)), bits), m.sint((1 << (bits - 1)) - 1, bits)], hi)
+    return m.mux([m.sint(m.bits(x)[:bits]), lim], hi | lo)
+
+
+def _shl_sat(x, k, bits: int):
+    """sat(x * 2^k, bits) for k >= 0 exactly (k: unsigned runtime amount)."""
+    w = len(x)
+    kk = _amount(k, w)
+    top = (1 << (bits - 1))
+    hi_lim = m.uint(top - 1, w) >> kk                            # floor(max / 2^k)
+    lo_lim = m.uint(top, w) >> kk                                # -ceil(min / 2^k)
+    hi = x > m.sint(hi_lim)
+    lo = x < -m.sint(lo_lim)
+    lim = m.mux([m.sint(-top, bits), m.sint(top - 1, bits)], hi)
+    return m.mux([m.sint(m.bits(x << m.sint(kk))[:bits]), lim], hi | lo)
+
+
+def shift_sat(x, k, bits: int = ACT_BITS):
+    """x * 2^k stored in `bits` bits: rounds (k < 0) or saturates (fixed.shift_sat).
+
+    x: SInt (or Bits); k: Python int or SInt (runtime exponent).  Returns SInt[bits]."""
+    x = s_(x, len(x)) if _signed(x) else s_(x, len(x) + 1)
+    if isinstance(k, int):
+        if k <= 0:
+            return sat(rshr(x, -k), bits)
+        return _shl_sat(x, m.uint(k, max(1, k.bit_length())), bits)
+    k = m.sint(m.bits(k))
+    neg = m.bits(k)[len(k) - 1]
+    right = sat(rshr(x, m.uint(-k)), bits)
+    left = _shl_sat(x, m.uint(k), bits)
+    return m.mux([left, right], neg)
+
+
+def shift_each(x, k):
+    """x * 2^k (k: SInt runtime exponent), rounding where k < 0 (shift clamped at
+    MAX_SHIFT), wrapping on the left like int64 (fixed.shift_each).  SInt like x."""
+    x = m.sint(m.bits(x))
+    w = len(x)
+    k = m.sint(m.bits(k))
+    neg = m.bits(k)[len(k) - 1]
+    left = x << m.sint(_amount(m.uint(k), w))
+    right = rshr(x, m.uint(-k))
+    return m.mux([left, right], neg)
+
+
+def apply_scale(x, mant, exp, bits: int = ACT_BITS):
+    """x * Scale(mant, exp) with x's fraction bits, saturated: SInt[bits] (functions.apply_scale).
+
+    x: SInt[<=33] (Bits read as signed), mant: UInt[31], exp: SInt (runtime) or int.
+    One multiplier (x * mant, 64 bits)."""
+    p = s_(x, WIDE) * s_(m.uint(m.bits(mant)), WIDE)
+    if isinstance(exp, int):
+        return shift_sat(p, exp - Q30, bits)
+    e = s_(exp, len(exp) + 1)
+    return shift_sat(p, e - m.sint(Q30, len(e)), bits)
+
+
+def mul_rshr_wide(a, b, s):
+    """round_half_up(a * b / 2^s) exactly, the low 64 bits (fixed.mul_rshr_wide).
+
+    a: SInt[64]; b: UInt[31] (unsigned); s: int or UInt in [1, 92].  One 95-bit product."""
+    p = s_(a, 95) * s_(m.uint(m.bits(b)), 95)
+    return m.sint(m.bits(rshr(p, s, clamp=False))[:WIDE])
+
+
+# --- tables --------------------------------------------------------------------------------
+def rom(table, addr, width: int, signed: bool = False):
+    """table[addr] for a constant table (a sequence of ints from numerics.tables); an
+    address past the end reads the last entry.  SInt[width] if signed, else UInt[width]."""
+    vals = [int(v) for v in table]
+    mk = (lambda v: m.sint(v, width)) if signed else (lambda v: m.uint(v, width))
+    words = pad_pow2([m.bits(mk(v)) for v in vals])
+    if len(words) == 1:
+        out = words[0]
+    else:
+        n = (len(words) - 1).bit_length()
+        out = m.mux(words, m.uint(_ext(m.uint(m.bits(addr)), n, False)))
+    return m.sint(out) if signed else m.uint(out)
+
+
+# --- exp ---------------------------------------------------------------------------------
+def exp_neg(x, frac: int = ACT_FRAC):
+    """e^x for x <= 0 (positive x gives 1.0): SInt[32] Q.frac -> UInt[31] Q1.30 (functions.exp_neg).
+
+    y = rshr(x * log2(e)) (one multiplier), 2^frac(y) interpolated between two exp2_lut
+    entries (a second multiplier, 2^8 x 2^(frac-8) bits), then a runtime right shift by
+    -floor(y).  Depth: 2 multipliers."""
+    k = T.EXP_LUT_BITS
+    x = s_(x, ACT_BITS)
+    x = m.mux([x, m.sint(0, ACT_BITS)], x > m.sint(0, ACT_BITS))
+    y = rshr(s_(x, WIDE) * m.sint(T.LOG2E_Q30, WIDE), Q30)     # <= 0, |y| < 2^33
+    yb = m.bits(y)
+    n = m.sint(yb[frac:])                                        # floor(y / 2^frac) <= 0
+    idx = m.uint(yb[frac - k:frac])
+    r = s_(m.uint(yb[:frac - k]), WIDE)
+    lut = T.exp2_lut(k)
+    t0 = s_(rom(lut[:-1], idx, T.EXP_LUT_WIDTH), WIDE)
+    t1 = s_(rom(lut[1:], idx, T.EXP_LUT_WIDTH), WIDE)
+    v = t0 + rshr((t1 - t0) * r, frac - k)                      # [2^30, 2^31]
+    out = rshr(v, m.uint(-s_(n, len(n) + 1)))
+    return m.uint(m.bits(out)[:MANT_BITS])
+
+
+# --- reciprocal and rsqrt -----------------------------------------------------------------
+def bit_length(a):
+    """Position of the leading one plus one (0 for 0): a priority encoder. UInt[7] for a 64-bit a."""
+    b = m.bits(a)
+    w = (len(b)).bit_length()
+    n = m.uint(0, w)
+    for i in range(len(b)):
+        n = m.mux([n, m.uint(i + 1, w)], b[i])
+    return n
+
+
+def _align(a, n, lead: int, extra=None):
+    """a (UInt[64], leading one at bit n) moved so that its leading one is at bit lead
+    (+ extra, a 0/1 bit), rounding half up on right shifts: SInt[64] (functions._align_leading_one)."""
+    a = s_(m.uint(m.bits(a)), WIDE)
+    n = s_(m.uint(n), 8)
+    k = m.sint(lead, 8) - n
+    if extra is not None:
+        k = k + s_(m.uint(m.bits(extra, 1)), 8)
+    neg = m.bits(k)[7]
+    left = a << s_(m.uint(k), WIDE)
+    right = rshr(a, m.uint(-k))
+    return m.mux([left, right], neg)
+
+
+def _scale_result(y, e):
+    """y in (0.5, 1] (Q1.30, SInt[64]) times 2^e (SInt) as a normalised Scale."""
+    low = y < m.sint(ONE_Q30, WIDE)
+    mant = m.mux([y, y << m.sint(1, WIDE)], low)
+    exp = s_(e, EXP_BITS) - s_(m.uint(m.bits(low, 1)), EXP_BITS)
+    return m.uint(m.bits(mant)[:MANT_BITS]), exp
+
+
+def _check_frac(frac: int, what: str):
+    # exponents frac - 63 .. frac + 1 must fit EXP_BITS signed
+    if not (-(1 << (EXP_BITS - 1)) <= frac - 64 and frac + 2 < (1 << (EXP_BITS - 1))):
+        raise ValueError(f"{what}: frac {frac} gives exponents outside SInt[{EXP_BITS}]")
+
+
+def recip(a, frac: int):
+    """1 / a: UInt[64] a in [1, 2^62] with `frac` fraction bits -> Scale (functions.recip).
+
+    Priority encoder, normalise to m in [1, 2), seed from recip_seed, RECIP_NEWTON Newton
+    steps of two multipliers each.  Depth: 2 * RECIP_NEWTON multipliers.  a = 0 is
+    outside the domain (the result is meaningless)."""
+    _check_frac(frac, "recip")
+    n = s_(bit_length(a), 10) - m.sint(1, 10)
+    mm = _align(a, n, Q30)
+    e = n - m.sint(frac, 10)
+    over = mm >= m.sint(1 << 31, WIDE)
+    mm = m.mux([mm, m.sint(ONE_Q30, WIDE)], over)
+    e = e + s_(m.uint(m.bits(over, 1)), 10)
+    k = T.RECIP_LUT_BITS
+    y = s_(rom(T.recip_seed(k), m.uint(m.bits(mm)[Q30 - k:Q30]), T.SEED_WIDTH), WIDE)
+    for _ in range(T.RECIP_NEWTON):
+        my = rshr(mm * y, Q30)
+        y = rshr(y * (m.sint(2 << Q30, WIDE) - my), Q30)
+    return _scale_result(y, -e)
+
+
+def rsqrt(a, frac: int):
+    """1 / sqrt(a): UInt[64] a in [1, 2^62] with `frac` fraction bits -> Scale (functions.rsqrt).
+
+    Priority encoder, normalise to m in [1, 4) by the exponent's parity, seed from
+    rsqrt_seed (3 * 2^RSQRT_LUT_BITS entries), RSQRT_NEWTON Newton steps of three
+    multipliers each.  Depth: 3 * RSQRT_NEWTON multipliers."""
+    _check_frac(frac, "rsqrt")
+    n = s_(bit_length(a), 10) - m.sint(1, 10)
+    ne = n - m.sint(frac, 10)
+    odd = m.bits(ne)[0]
+    mm = _align(a, n, Q30, odd)
+    half_e = (ne - s_(m.uint(m.bits(odd, 1)), 10)) >> m.sint(1, 10)
+    over = mm >= m.sint(1 << 32, WIDE)
+    mm = m.mux([mm, m.sint(ONE_Q30, WIDE)], over)
+    half_e = half_e + s_(m.uint(m.bits(over, 1)), 10)
+    b = T.RSQRT_LUT_BITS
+    idx = m.uint(m.bits(mm)[Q30 - b:Q30 + 2]) - m.uint(1 << b, b + 2)
+    y = s_(rom(T.rsqrt_seed(b), idx, T.SEED_WIDTH), WIDE)
+    for _ in range(T.RSQRT_NEWTON):
+        y2 = rshr(y * y, Q30)
+        my2 = rshr(mm * y2, Q30)
+        y = rshr(y * (m.sint(3 << Q30, WIDE) - my2), Q30 + 1)
+    return _scale_result(y, -half_e)
+
+
+def scale_mul(a, b):
+    """The product of two Scales, renormalised (functions.scale_mul).  One multiplier."""
+    p = rshr(s_(m.uint(m.bits(a[0])), WIDE) * s_(m.uint(m.bits(b[0])), WIDE), Q30)   # [2^30, 2^32)
+    e = s_(a[1], EXP_BITS) + s_(b[1], EXP_BITS)
+    one = m.sint(1, EXP_BITS)
+    big = p >= m.sint(1 << 31, WIDE)
+    p = m.mux([p, rshr(p, 1)], big)
+    e = m.mux([e, e + one], big)
+    big2 = p >= m.sint(1 << 31, WIDE)
+    p = m.mux([p, p >> m.sint(1, WIDE)], big2)
+    e = m.mux([e, e + one], big2)
+    return m.uint(m.bits(p)[:MANT_BITS]), e
+
+
+# --- sigmoid and SiLU ------------------------------------------------------------------------
+def sigmoid(x, frac: int = ACT_FRAC):
+    """1 / (1 + e^-x): SInt[32] Q.frac -> UInt[31] Q1.30 (functions.sigmoid).
+
+    exp_neg(-|x|), recip(1 + e), and e * recip for x < 0.  Depth: 2 + 2 * RECIP_NEWTON + 1
+    multipliers."""
+    x = s_(x, ACT_BITS)
+    neg = m.bits(x)[ACT_BITS - 1]
+    nabs = m.mux([-x, x], neg)                       # -|x|, fits: x >= -2^31
+    e = s_(exp_neg(nabs, frac), WIDE)
+    mant, exp = recip(m.uint(m.bits(e + m.sint(ONE_Q30, WIDE))), Q30)
+    s = rshr(s_(mant, WIDE), m.uint(-exp))           # exp is 0 or -1 here
+    out = m.mux([s, rshr(e * s, Q30)], neg)
+    return m.uint(m.bits(out)[:MANT_BITS])
+
+
+def silu(x, frac: int = ACT_FRAC):
+    """x * sigmoid(x): SInt[32] Q.frac -> SInt[32] Q.frac (functions.silu).  Depth: sigmoid + 1."""
+    x = s_(x, ACT_BITS)
+    p = s_(x, WIDE) * s_(sigmoid(x, frac), WIDE)
+    return m.sint(m.bits(rshr(p, Q30))[:ACT_BITS])
+
+
+__all__ = ["MANT_BITS", "EXP_BITS", "rshr", "sat", "shift_sat", "shift_each", "apply_scale", "mul_rshr_wide",
+           "rom", "exp_neg", "bit_length", "recip", "rsqrt", "scale_mul", "sigmoid", "silu", "ACT_MAX", "ACT_MIN"]
