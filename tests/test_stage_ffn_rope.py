@@ -170,7 +170,8 @@ def _simulate(workdir):
     def rom(label, port, widths, rng):
         return [int(v) & ((1 << ACT_BITS) - 1) for v in roms[f"{label}_{port}"]]
 
-    duts = {"sa": SwiGlu(), "sb": SwiGlu(), "sa_floor": SwiGlu("floor_shift")} | {k: _rope_at(k, pos[k]) for k in ROPE_SHAPES}
+    duts = {"sa": SwiGlu(), "sb": SwiGlu(), "sa_floor": SwiGlu("floor_shift")}
+    duts |= {k: _rope_at(k, pos[k]) for k in ROPE_SHAPES}
     bench, infos, extras = make_bench(duts, rom_fn=rom, name="FfnRopeBench")
     runs = run_bench(bench, infos, extras, RUNS, CYCLES, workdir, flags=("--output-split", "0"))
     return Sim(infos, extras, runs), pos, ts, tg

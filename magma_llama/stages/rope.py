@@ -15,6 +15,8 @@ out1 = sat32(rshr(v0*s + v1*c, 30)); out0 goes to the `O` register, out1 to a sp
 register that follows it.  v0 is always accepted (its register is free whenever an
 even element is expected); v1 only when the spare is empty and `O` is free this cycle,
 which at full rate is every time, so the stage takes and gives one element per cycle.
+The formal build (`formal=True`) uses the identity as payload (out0 = v0, out1 = v1, no
+ROM) with the same control code, so the solver sees no multiplier.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import magma as m
 
 from magma_llama.numerics.fixed import ACT_BITS
 from magma_llama.numerics.tables import ROPE_FRAC, rope_tables
+from magma_llama.stages import units
 from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg
 from magma_llama.streams.types import StreamIn, StreamOut, clog2
 
@@ -47,7 +50,6 @@ MUTANTS = CONTROL_MUTANTS | {
 def _lookup(head_size: int, seq_len: int, pos, pair):
     """cos and sin of (pos, pair) as SInt[TRIG_BITS], combinational: two ROMs of
     seq_len * head_size/2 entries, pos-major (entry pos * head_size/2 + pair)."""
-    from magma_llama.stages import units
     cos, sin = rope_tables(head_size, seq_len)
     half = head_size // 2
     ab = clog2(seq_len * half) + 1
@@ -58,7 +60,6 @@ def _lookup(head_size: int, seq_len: int, pos, pair):
 
 def _rotate(v0, v1, c, s, mutant):
     """(out0, out1) of golden.stages.rope for one pair, through the shared rshr/sat units."""
-    from magma_llama.stages import units
 
     def wide(x):
         return m.sext_to(m.sint(x), PROD_BITS)

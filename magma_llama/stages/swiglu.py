@@ -9,7 +9,8 @@ Ports (ready/valid streams, CLK and a synchronous RESET):
 silu is the shared unit of `stages/units.py` (a combinational exp, reciprocal and
 multiply); the product with h3 is 32 x 32 bits, rounded by F and saturated by the
 shared rshr/sat units.  One pair per cycle while `O` is not stalled; the result is
-registered, so `O.valid` comes one cycle after the pair's transfer.
+registered, so `O.valid` comes one cycle after the pair's transfer.  The formal build
+(`formal=True`) uses h1 xor h3 as payload with the same control code.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import magma as m
 
 from magma_llama.numerics.fixed import ACT_BITS, ACT_FRAC
+from magma_llama.stages import units
 from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg
 from magma_llama.streams.types import StreamIn, StreamOut
 
@@ -36,7 +38,6 @@ MUTANTS = CONTROL_MUTANTS | {
 
 def swiglu_payload(h1, h3, mutant=None):
     """sat32(rshr(silu(h1) * h3, F)) of one element pair, combinational."""
-    from magma_llama.stages import units
     g = m.sext_to(m.sint(units.silu(h1)), PROD_BITS)
     p = g * m.sext_to(m.sint(h3), PROD_BITS)
     shifted = p >> m.sint(ACT_FRAC, PROD_BITS) if mutant == "floor_shift" else units.rshr(p, ACT_FRAC)
