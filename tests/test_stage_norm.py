@@ -23,9 +23,11 @@ import pytest
 
 from magma_llama import paths
 from magma_llama.golden import stages as S
-from magma_llama.numerics.fixed import ACT_BITS, ACT_MAX, ACT_MIN, I64, from_float, sat
-from magma_llama.numerics.weights import EXP_BITS, GAIN_BITS, QuantMatrix, check_gain_bound, quantize_matrix, weight_beats
+from magma_llama.numerics.fixed import ACT_BITS, ACT_MAX, ACT_MIN, I64, from_float
+from magma_llama.numerics.weights import (EXP_BITS, GAIN_BITS, QuantMatrix, check_gain_bound, quantize_matrix,
+                                          weight_beats)
 from tests.streams_sim import Sim, fire_cycles, once_per_test_run, source_prefix
+from tests.test_stage_matvec import _pack, _unpack   # the W beat packing of the bench
 
 CYCLES = 2000
 # (seed, how often sources offer, how often sinks accept), out of 256; seed % 256 in {0, 192}
@@ -89,27 +91,8 @@ def _gain_word(mant, exp):
     return (int(mant) & ((1 << GAIN_BITS) - 1)) | ((int(exp) & ((1 << EXP_BITS) - 1)) << GAIN_BITS)
 
 
-def _pack_beat(mant, exp, bits):
-    """A W beat as the bench packs it: mant[0..L-1] then exp[0..L-1], first in the low bits."""
-    v, off = 0, 0
-    for x in mant:
-        v |= (int(x) & ((1 << bits) - 1)) << off
-        off += bits
-    for e in exp:
-        v |= (int(e) & ((1 << EXP_BITS) - 1)) << off
-        off += EXP_BITS
-    return v
-
-
 def _signed(v, w=ACT_BITS):
     return v - (1 << w) if v >> (w - 1) else v
-
-
-def _unpack_beat(v, lanes, bits):
-    mant = [_signed((v >> (bits * j)) & ((1 << bits) - 1), bits) for j in range(lanes)]
-    base = bits * lanes
-    exp = [_signed((v >> (base + EXP_BITS * j)) & ((1 << EXP_BITS) - 1), EXP_BITS) for j in range(lanes)]
-    return mant, exp
 
 
 def _fill(vectors, rng, n=256):
@@ -175,7 +158,7 @@ def _embed_rom(q, tokens, lanes, bits):
     sub = QuantMatrix(q.mant[tokens], q.exp[tokens], q.group)
     mant, exp = weight_beats(sub, lanes)
     nb = mant.shape[1]
-    beats = [_pack_beat(mm, ee, bits) for mm, ee in zip(mant.reshape(-1, lanes), exp.reshape(-1, lanes))]
+    beats = [_pack(mm, ee, bits) for mm, ee in zip(mant.reshape(-1, lanes), exp.reshape(-1, lanes))]
     assert len(beats) <= 256
     beats = (beats * (256 // len(beats) + 1))[:256]
     return beats, {r * nb: (S.embed(q, t), f"token {t}") for r, t in enumerate(tokens) if (r + 1) * nb <= 256}
@@ -345,7 +328,7 @@ def _check_embed(sim, real, label):
         elems = [0] + list(np.cumsum([min(lanes, dim - (k % nb) * lanes) for k in range(nw)]))
         assert len(o) <= elems[nw] and len(o) + 1 >= elems[max(nw - 1, 0)], f"{label}: {nw} W beats, {len(o)} O beats"
         for r in range(rows_out):
-            beats = [_unpack_beat(info.beat(k, run.seed), lanes, bits) for k in range(r * nb, (r + 1) * nb)]
+            beats = [_unpack(info.beat(k, run.seed), lanes, bits) for k in range(r * nb, (r + 1) * nb)]
             mant = np.array([x for mm, _ in beats for x in mm], I64)[None, :dim]
             exp = np.array([x for _, ee in beats for x in ee], I64)[None, :dim]
             want = S.embed(QuantMatrix(mant, exp, 1), 0).tolist()
@@ -356,7 +339,8 @@ def _check_embed(sim, real, label):
                 n["rows"] += 1
                 start = _start(run, r * nb)
                 if start in real[label]:
-                    assert got == real[label][start][0].tolist(), f"{label}: row at {start} is not {real[label][start][1]}"
+                    tap, what = real[label][start]
+                    assert got == tap.tolist(), f"{label}: row at {start} is not {what}"
                     n["real"] += 1
     return n
 
