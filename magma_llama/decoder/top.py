@@ -1,28 +1,31 @@
 """The decoder top: one token in, one token out, weights through a memory-read port.
 
 The forward pass is the program below (`PROGRAM`), one op at a time, as run.c's
-forward() reads:
+forward() reads ("mv" is the MatVec engine's vector register):
 
     EMB       x  = embedding row of the token                       (Embed)
     per layer:
-    NORM_ATT  xb = rmsnorm(x, rms_att)                               (RmsNorm)
-    Q         q  = rope(wq xb)                                       (MatVec, Rope)
-    K         k_cache[l, pos] = rope(wk xb)                          (MatVec, Rope)
-    V         v_cache[l, pos] = wv xb                                (MatVec)
-    ATT       att[h] = attention(q[h], k/v_cache[l, 0..pos, h // kv_mul]) for every head
-    O         x  = x + wo att                                        (MatVec, Residual)
-    NORM_FFN  xb = rmsnorm(x, rms_ffn)
-    W1        hb = w1 xb
-    W3        hb = swiglu(hb, w3 xb)                                 (MatVec, SwiGlu)
-    W2        x  = x + w2 hb                                         (MatVec, Residual)
-    NORM_FIN  xb = rmsnorm(x, rms_final)
-    CLS       token = argmax or sample(wcls xb)                      (MatVec, Argmax/Sampler)
+    NORM_ATT  mv = rmsnorm(x, rms_att)                               (RmsNorm)
+    Q         q  = rope(wq mv)                                       (MatVec, Rope)
+    K         k_cache[l, pos] = rope(wk mv)      (mv kept)           (MatVec, Rope)
+    V         v_cache[l, pos] = wv mv            (mv kept)           (MatVec)
+    ATT       mv = attention(q[h], k/v_cache[l, 0..pos, h // kv_mul]) for every head h
+    O         x  = x + wo mv                                         (MatVec, Residual)
+    NORM_FFN  mv = rmsnorm(x, rms_ffn)
+    W1        hb = w1 mv
+    W3        hb = swiglu(hb, w3 mv)             (mv kept)           (MatVec, SwiGlu)
+    W2        x  = x + w2 hb                     (hb loaded into mv) (MatVec, Residual)
+    NORM_FIN  mv = rmsnorm(x, rms_final)
+    CLS       token = argmax or sample(wcls mv)                      (MatVec, Argmax/Sampler)
 
 Every arrow between units is a ready/valid stream; the controller only chooses, per
 op, which buffer feeds which unit and where the result goes (a table indexed by the
-op register), requests the op's weights as bursts of at most MAX_BURST port words,
-and moves on when the op's last result is written.  The layer loop reuses the same
-units with the layer index in the weight and KV-cache addresses.
+op register), and moves on when the op's last result is delivered.  Results that feed
+the next projection go straight into MatVec's vector register, so a projection starts
+with its vector loaded.  The weights are requested ahead: after a token's embedding
+row, the rest of the token's weights are one contiguous range (the image is in stream
+order), asked for in bursts of at most MAX_BURST words and consumed op by op.  The
+layer loop reuses the same units with the layer index in the KV-cache addresses.
 
 Ports (the contract of decoder/sim.py and the harness):
 - `TOK_IN` {token, last}: prompt tokens, BOS first, `last` on the final one; after it
@@ -55,27 +58,28 @@ ACT = m.Bits[ACT_BITS]
 class Op:
     name: str
     weights: str | None = None   # section (per layer: "layer0.<name>"), or "embedding row"
-    src: str | None = None       # buffer streamed into the op's unit (X of MatVec / RmsNorm)
+    src: str | None = None       # buffer streamed into the op's unit (RmsNorm X, or MatVec X for W2)
     aux: str | None = None       # buffer streamed as the second operand (Residual A / SwiGlu H1)
-    dst: str | None = None       # where the results go
+    dst: str | None = None       # where the results go; "matvec": into MatVec's vector for the next op
+    keep_x: bool = False         # MatVec reuses the previous op's vector
     per_layer: bool = False
 
 
 PROGRAM = [
     Op("IDLE"),
     Op("EMB", weights="embedding row", dst="x"),
-    Op("NORM_ATT", "rms_att", src="x", dst="xb", per_layer=True),
-    Op("Q", "wq", src="xb", dst="q", per_layer=True),
-    Op("K", "wk", src="xb", dst="k_cache", per_layer=True),
-    Op("V", "wv", src="xb", dst="v_cache", per_layer=True),
-    Op("ATT", None, dst="att", per_layer=True),
-    Op("O", "wo", src="att", aux="x", dst="x", per_layer=True),
-    Op("NORM_FFN", "rms_ffn", src="x", dst="xb", per_layer=True),
-    Op("W1", "w1", src="xb", dst="hb", per_layer=True),
-    Op("W3", "w3", src="xb", aux="hb", dst="hb", per_layer=True),
+    Op("NORM_ATT", "rms_att", src="x", dst="matvec", per_layer=True),
+    Op("Q", "wq", dst="q", per_layer=True),
+    Op("K", "wk", dst="k_cache", keep_x=True, per_layer=True),
+    Op("V", "wv", dst="v_cache", keep_x=True, per_layer=True),
+    Op("ATT", None, dst="matvec", per_layer=True),
+    Op("O", "wo", aux="x", dst="x", per_layer=True),
+    Op("NORM_FFN", "rms_ffn", src="x", dst="matvec", per_layer=True),
+    Op("W1", "w1", dst="hb", per_layer=True),
+    Op("W3", "w3", aux="hb", dst="hb", keep_x=True, per_layer=True),
     Op("W2", "w2", src="hb", aux="x", dst="x", per_layer=True),
-    Op("NORM_FIN", "rms_final", src="x", dst="xb"),
-    Op("CLS", "wcls", src="xb", dst="token"),
+    Op("NORM_FIN", "rms_final", src="x", dst="matvec"),
+    Op("CLS", "wcls", dst="token"),
 ]
 OPS = {op.name: i for i, op in enumerate(PROGRAM)}
 OP_BITS = clog2(len(PROGRAM))
@@ -93,11 +97,12 @@ def check_config(cfg: Config, lanes: int, bits: int) -> PortLayout:
 
 
 def op_shapes(cfg: Config) -> dict[str, tuple[int, int, int]]:
-    """(results written, MatVec cols, MatVec rows) per op."""
+    """(results delivered, MatVec cols, MatVec rows) per op.  Ops that load MatVec's vector
+    for the next projection (NORM_*, ATT) give its length as cols."""
     d, h, kv, v = cfg.dim, cfg.hidden_dim, cfg.kv_dim, cfg.vocab_size
-    return {"IDLE": (1, 0, 0), "EMB": (d, 0, 0), "NORM_ATT": (d, 0, 0), "Q": (d, d, d), "K": (kv, d, kv),
-            "V": (kv, d, kv), "ATT": (d, 0, 0), "O": (d, d, d), "NORM_FFN": (d, 0, 0), "W1": (h, d, h),
-            "W3": (h, d, h), "W2": (d, h, d), "NORM_FIN": (d, 0, 0), "CLS": (1, d, v)}
+    return {"IDLE": (1, 0, 0), "EMB": (d, 0, 0), "NORM_ATT": (d, d, 0), "Q": (d, d, d), "K": (kv, d, kv),
+            "V": (kv, d, kv), "ATT": (d, d, 0), "O": (d, d, d), "NORM_FFN": (d, d, 0), "W1": (h, d, h),
+            "W3": (h, d, h), "W2": (d, h, d), "NORM_FIN": (d, d, 0), "CLS": (1, d, v)}
 
 
 class Decoder(m.Generator2):
@@ -158,6 +163,7 @@ class Decoder(m.Generator2):
         smp = Sampler(vocab)(name="sampler")
         mv.n_cols @= table({k: s[1] for k, s in shapes.items()}, len(mv.n_cols))
         mv.n_rows @= table({k: s[2] for k, s in shapes.items()}, len(mv.n_rows))
+        mv.keep_x @= any_of([is_op(o.name) for o in PROGRAM if o.keep_x])
         rope.pos @= pos.O
         att.pos @= pos.O
         smp.inv_t @= io.inv_t
@@ -168,8 +174,7 @@ class Decoder(m.Generator2):
             s = Sram(depth, ACT_BITS)(name=name)
             s.CLK @= io.CLK
             return s
-        bufs = {"x": buffer("x", d), "xb": buffer("xb", d), "q": buffer("q", d), "att": buffer("att", d),
-                "hb": buffer("hb", hd)}
+        bufs = {"x": buffer("x", d), "q": buffer("q", d), "hb": buffer("hb", hd)}
         kv_rows = nl * seq * nkv
         caches = {n: Sram(kv_rows, hs * ACT_BITS)(name=n) for n in ("k_cache", "v_cache")}
         for c in caches.values():
@@ -200,10 +205,13 @@ class Decoder(m.Generator2):
         w_valid = any_of([is_op(o) & s.valid for o, s in sources.items()])
         w_data = m.mux(pad_pow2([sources[o.name].data if o.name in sources else m.bits(0, ACT_BITS)
                                  for o in PROGRAM]), op.O)
-        w_fire = w_valid                                  # the writer is always ready
+        # results bound for MatVec's vector wait for it; buffers always take them
+        to_matvec = is_op(*[o.name for o in PROGRAM if o.dst == "matvec"])
+        sink_ready = ~to_matvec | mv.X.ready
+        w_fire = w_valid & sink_ready
         for stream in {id(s): s for s in sources.values()}.values():
             if stream is not mv.Y:
-                stream.ready @= any_of([is_op(o) for o, s in sources.items() if s is stream])
+                stream.ready @= any_of([is_op(o) for o, s in sources.items() if s is stream]) & sink_ready
         last_result = w_fire & (w_cnt.O == n_out_m1)
         w_cnt.I @= m.mux([m.mux([w_cnt.O, w_cnt.O + 1], w_fire), m.uint(0, len(w_cnt.O))], fresh.O | last_result)
 
@@ -219,40 +227,35 @@ class Decoder(m.Generator2):
         pos.I @= m.mux([pos.O, pos.O + 1], done & is_op("CLS"))
 
         # ---- weight fetch: bursts of at most MAX_BURST words ------------------------------
-        def section(opn):
-            o = PROGRAM[OPS[opn]]
-            if o.weights is None:
-                return None
-            if o.weights == "embedding row":
-                return layout.embedding
-            return secs[f"layer0.{o.weights}" if o.per_layer else o.weights]
-        bases, lens = {}, {}
-        for o in PROGRAM:
-            s = section(o.name)
-            if s is not None:
-                bases[o.name] = s.base
-                lens[o.name] = s.words_per_row if o.name == "EMB" else s.words
-        stride = secs["layer1.rms_att"].base - secs["layer0.rms_att"].base if nl > 1 else 0
+        # the token's embedding row first (its address needs the token)
         A = m.UInt[ADDR_BITS]
-        base = table(bases, ADDR_BITS)
-        per_layer = any_of([is_op(o.name) for o in PROGRAM if o.per_layer])
-        base = base + m.mux([m.uint(0, ADDR_BITS), m.zext_to(layer.O, ADDR_BITS) * m.uint(stride, ADDR_BITS)],
-                            per_layer)
-        base = base + m.mux([m.uint(0, ADDR_BITS), m.zext_to(m.uint(token.O), ADDR_BITS) *
-                             m.uint(layout.embedding.words_per_row, ADDR_BITS)], is_op("EMB"))
+        base = m.uint(layout.embedding.base, ADDR_BITS) + m.zext_to(m.uint(token.O), ADDR_BITS) * m.uint(
+            layout.embedding.words_per_row, ADDR_BITS)
         f_addr = ctrl_reg(A, "f_addr")
         f_left = ctrl_reg(A, "f_left")
         rq_valid = ctrl_reg(m.Bit, "wreq_valid")
         rq_addr = data_reg(A, "wreq_addr")
         rq_len = data_reg(m.UInt[LEN_BITS], "wreq_len")
         can_load = ~rq_valid.O | io.WREQ.ready
-        load = can_load & (f_left.O != 0) & ~fresh.O
+        load = can_load & (f_left.O != 0)
         chunk = m.mux([f_left.O, m.uint(MAX_BURST, ADDR_BITS)], f_left.O > MAX_BURST)
         rq_valid.I @= load | (rq_valid.O & ~io.WREQ.ready)
         rq_addr.I @= m.mux([rq_addr.O, f_addr.O], load)
         rq_len.I @= m.mux([rq_len.O, chunk[:LEN_BITS]], load)
-        f_addr.I @= m.mux([m.mux([f_addr.O, f_addr.O + chunk], load), base], fresh.O)
-        f_left.I @= m.mux([m.mux([f_left.O, f_left.O - chunk], load), table(lens, ADDR_BITS)], fresh.O)
+        # a token's weights after its embedding row are one contiguous range in stream order
+        # (every layer, rms_final, wcls): requested right after the row, so the memory's
+        # latency is paid once per token and each op finds its words waiting
+        order = [s for s in secs.values() if s.name != "embedding"]
+        assert all(a.base + a.words == b.base for a, b in zip(order, order[1:])) and order[0].base == 0
+        main_len = order[-1].base + order[-1].words
+        main_pending = ctrl_reg(m.Bit, "main_pending")
+        start_main = can_load & (f_left.O == 0) & main_pending.O & ~fresh.O
+        main_pending.I @= m.mux([main_pending.O & ~start_main, m.bit(1)], fresh.O & is_op("EMB"))
+        f_addr.I @= m.mux([m.mux([m.mux([f_addr.O, f_addr.O + chunk], load), m.uint(0, ADDR_BITS)], start_main),
+                           base], fresh.O & is_op("EMB"))
+        f_left.I @= m.mux([m.mux([m.mux([f_left.O, f_left.O - chunk], load), m.uint(main_len, ADDR_BITS)],
+                                 start_main), m.uint(layout.embedding.words_per_row, ADDR_BITS)],
+                          fresh.O & is_op("EMB"))
         io.WREQ.valid @= rq_valid.O
         io.WREQ.data.addr @= rq_addr.O
         io.WREQ.data.len @= rq_len.O
@@ -265,8 +268,18 @@ class Decoder(m.Generator2):
                 unit.W.data.exp[j] @= word[L * bits + j * EXP_BITS:L * bits + (j + 1) * EXP_BITS]
         is_mv = is_op(*MATVEC_OPS)
         is_norm = is_op(*NORM_OPS)
-        mv.W.valid @= io.WDATA.valid & is_mv
-        emb.W.valid @= io.WDATA.valid & is_op("EMB")
+        # the words are prefetched, so an op must take exactly its own: a per-op count of the
+        # words still owed delimits the ops in the word stream
+        op_words = {}
+        for o in PROGRAM:
+            if o.weights == "embedding row":
+                op_words[o.name] = layout.embedding.words_per_row
+            elif o.weights:
+                op_words[o.name] = secs[f"layer0.{o.weights}" if o.per_layer else o.weights].words
+        owed = ctrl_reg(A, "words_owed")
+        w_in = io.WDATA.valid & (owed.O != 0)
+        mv.W.valid @= w_in & is_mv
+        emb.W.valid @= w_in & is_op("EMB")
         # gains: gains_per_word entries per word, the last word of a vector partly used
         K = layout.gains_per_word
         g_idx = ctrl_reg(m.UInt[clog2(K)], "gain_idx")
@@ -275,13 +288,17 @@ class Decoder(m.Generator2):
         entry = m.mux(pad_pow2(entries), g_idx.O) if K > 1 else entries[0]
         norm.G.data.mant @= entry[:GAIN_BITS]
         norm.G.data.exp @= entry[GAIN_BITS:GAIN_ENTRY_BITS]
-        norm.G.valid @= io.WDATA.valid & is_norm
-        g_fire = io.WDATA.valid & is_norm & norm.G.ready
+        norm.G.valid @= w_in & is_norm
+        g_fire = w_in & is_norm & norm.G.ready
         g_last_elem = g_cnt.O == (d - 1)
         release = (g_idx.O == (K - 1)) | g_last_elem
         g_cnt.I @= m.mux([g_cnt.O, m.mux([g_cnt.O + 1, m.uint(0, len(g_cnt.O))], g_last_elem)], g_fire)
         g_idx.I @= m.mux([g_idx.O, m.mux([g_idx.O + 1, m.uint(0, len(g_idx.O))], release)], g_fire)
-        io.WDATA.ready @= (is_mv & mv.W.ready) | (is_op("EMB") & emb.W.ready) | (is_norm & norm.G.ready & release)
+        wd_ready = (owed.O != 0) & ((is_mv & mv.W.ready) | (is_op("EMB") & emb.W.ready) |
+                                    (is_norm & norm.G.ready & release))
+        io.WDATA.ready @= wd_ready
+        owed.I @= m.mux([m.mux([owed.O, owed.O - 1], io.WDATA.valid & wd_ready), table(op_words, ADDR_BITS)],
+                        fresh.O)
 
         # ---- buffer readers ---------------------------------------------------------------
         def reader(name, ops: dict[str, int]):
@@ -300,7 +317,7 @@ class Decoder(m.Generator2):
             active.I @= m.mux([active.O & ~(fire & last), used], fresh.O)
             return fire
 
-        src_ops = {o.name: shapes[o.name][1] or d for o in PROGRAM if o.src}
+        src_ops = {o.name: shapes[o.name][1] for o in PROGRAM if o.src}     # NORM ops: dim; W2: hidden
         a_idx, a_act, a_n, a_used = reader("src", src_ops)
         a_ready = m.mux([norm.X.ready, mv.X.ready], is_mv)
         run_reader(a_idx, a_act, a_n, a_used, a_ready)
@@ -318,8 +335,8 @@ class Decoder(m.Generator2):
         aux_data = by_op({o.name: bufs[o.aux].RDATA for o in PROGRAM if o.aux}, m.bits(0, ACT_BITS))
         norm.X.valid @= a_act.O & is_norm
         norm.X.data @= src_data
-        mv.X.valid @= a_act.O & is_mv
-        mv.X.data @= src_data
+        mv.X.valid @= (a_act.O & is_op("W2")) | (w_valid & to_matvec)
+        mv.X.data @= m.mux([src_data, w_data], to_matvec)
         res.A.valid @= x_act.O & is_op("O", "W2")
         res.A.data @= aux_data
         glu.H1.valid @= x_act.O & is_op("W3")

@@ -92,7 +92,9 @@ class MatVec(m.Generator2):
                  dynamic=False):
         """dynamic=True: `cols` and `rows` are maxima, and the plain inputs `n_cols` / `n_rows`
         (held steady by the controller for a whole matrix) give the shape, so one engine
-        serves every projection of the decoder; `lanes` must then be a power of two."""
+        serves every projection of the decoder; `lanes` must then be a power of two.  The
+        plain input `keep_x` (held for a matrix) skips the vector load and reuses the vector
+        of the previous matrix (K and V after Q, W3 after W1)."""
         check_mutant(mutant, MUTANTS, "matvec")
         if dynamic and lanes & (lanes - 1):
             raise ValueError(f"matvec: dynamic shapes need a power-of-two lane count, got {lanes}")
@@ -105,10 +107,13 @@ class MatVec(m.Generator2):
             f"_mut_{mutant}" if mutant else "") + ("_formal" if formal else "")
         ports = dict(X=StreamIn(ACT), W=StreamIn(WeightBeat(L, bits)), Y=StreamOut(ACT))
         if dynamic:
-            ports.update(n_cols=m.In(m.UInt[clog2(cols + 1)]), n_rows=m.In(m.UInt[clog2(rows + 1)]))
+            ports.update(n_cols=m.In(m.UInt[clog2(cols + 1)]), n_rows=m.In(m.UInt[clog2(rows + 1)]),
+                         keep_x=m.In(m.Bit))
         self.io = io = clocked(**ports)
 
-        loading = ctrl_reg(m.Bit, "loading", init=1)
+        loading_reg = ctrl_reg(m.Bit, "loading", init=1)
+        # the vector is wanted (a matrix ended) unless the controller keeps the last one
+        loading_o = loading_reg.O & ~io.keep_x if dynamic else loading_reg.O
         load_idx = ctrl_reg(m.UInt[clog2(cols)], "load_idx")
         beat = ctrl_reg(m.UInt[clog2(B)], "beat")
         row = ctrl_reg(m.UInt[clog2(rows)], "row")
@@ -117,7 +122,7 @@ class MatVec(m.Generator2):
         y_data = data_reg(ACT, "y_data")
 
         # the vector buffer; lanes past `cols` in the last beat read 0
-        load_fire = io.X.valid & loading.O
+        load_fire = io.X.valid & loading_o
         xbuf = []
         for i in range(cols):
             r = data_reg(ACT, f"x{i}")
@@ -142,22 +147,23 @@ class MatVec(m.Generator2):
             last_row = row.O == (rows - 1)
             last_load = load_idx.O == (cols - 1)
         y_free = ~y_valid.O | io.Y.ready
-        w_ready = ~loading.O & (~last_beat | y_free)
+        w_ready = ~loading_o & (~last_beat | y_free)
         if mutant == "overwrite_y":
-            w_ready = ~loading.O
+            w_ready = ~loading_o
         w_fire = io.W.valid & w_ready
         end_row = w_fire & last_beat
 
         load_idx.I @= m.mux([load_idx.O, m.mux([load_idx.O + 1, m.uint(0, len(load_idx.O))], last_load)],
                             load_fire)
-        loading.I @= m.mux([m.mux([loading.O, ~last_load], load_fire), m.bit(1)], end_row & last_row)
+        # (a kept vector leaves the register set: the next matrix that does not keep loads)
+        loading_reg.I @= m.mux([m.mux([loading_reg.O, ~last_load], load_fire), m.bit(1)], end_row & last_row)
         beat.I @= m.mux([beat.O, m.mux([beat.O + 1, m.uint(0, len(beat.O))], last_beat)], w_fire)
         row.I @= m.mux([row.O, m.mux([row.O + 1, m.uint(0, len(row.O))], last_row)], end_row)
         acc.I @= m.mux([acc.O, m.mux([acc_next, m.sint(0, ACC_BITS)], last_beat)], w_fire)
         y_valid.I @= (y_valid.O & ~io.Y.ready) | end_row
         y_data.I @= m.mux([y_data.O, _round_sat(acc_next)], end_row)
 
-        io.X.ready @= loading.O
+        io.X.ready @= loading_o
         io.W.ready @= w_ready
         io.Y.valid @= y_valid.O
         io.Y.data @= y_data.O
@@ -166,7 +172,7 @@ class MatVec(m.Generator2):
             from magma_llama.formal.props import Props
             p = Props(io)
             x, w, y = p.monitor(io.X), p.monitor(io.W), p.monitor(io.Y)
-            ld, li, bt, rw = (p.sig(r.O) for r in (loading, load_idx, beat, row))
+            ld, li, bt, rw = (p.sig(r.O) for r in (loading_reg, load_idx, beat, row))
             # the counters stay in range, and a vector load starts a matrix at row 0, beat 0
             p.assert_(f"{li} < {cols}")
             p.assert_(f"{bt} < {B}")
