@@ -148,7 +148,10 @@ class Decoder(m.Generator2):
             return m.mux(pad_pow2(vals), op.O)
 
         shapes = op_shapes(cfg)
-        greedy = io.inv_t == 0
+        # run.c consults its sampler only after the prompt: a forced position takes the
+        # argmax path (its token is ignored), so the PRNG steps once per sampled token
+        forced = ctrl_reg(m.Bit, "forced")
+        greedy = (io.inv_t == 0) | forced.O
 
         # ---- units ------------------------------------------------------------------------
         max_cols, max_rows = max(d, hd), max(d, hd, vocab)
@@ -193,6 +196,7 @@ class Decoder(m.Generator2):
         smp.O.ready @= io.TOK_OUT.ready & ~greedy & is_op("CLS")
         token.I @= m.mux([m.mux([token.O, tok_data], tok_fire), io.TOK_IN.data.token], take_in)
         prompt_done.I @= prompt_done.O | (take_in & io.TOK_IN.data.last)
+        forced.I @= m.mux([forced.O, ~io.TOK_IN.data.last], take_in) & ~(is_op("IDLE") & prompt_done.O)
 
         # the writer: every op's results, one per beat, into its destination
         n_out_m1 = table({k: s[0] - 1 for k, s in shapes.items()}, clog2(max(d, hd) + 1))
