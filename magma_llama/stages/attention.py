@@ -33,7 +33,6 @@ import magma as m
 
 from magma_llama.numerics import tables as T
 from magma_llama.numerics.fixed import ACC_BITS, ACT_BITS, ACT_FRAC, ATT_EXTRA, DOT_SHIFT, ONE_Q30, Q30
-from magma_llama.stages.matvec import _sum as tree_sum   # the MatVec engine's adder tree
 from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg, pad_pow2
 from magma_llama.streams.types import StreamIn, StreamOut, clog2
 
@@ -66,7 +65,7 @@ class _RealMath:
     def score(self, q, k):
         """s = sat32(round(sum rshr(q_i k_i, DOT_SHIFT) * isq / 2^(30 + F - DOT_SHIFT)))."""
         u = self.u
-        dot = tree_sum([u.rshr(u.s_(qi, ACC_BITS) * u.s_(ki, ACC_BITS), DOT_SHIFT) for qi, ki in zip(q, k)])
+        dot = u.tree_sum([u.rshr(u.s_(qi, ACC_BITS) * u.s_(ki, ACC_BITS), DOT_SHIFT) for qi, ki in zip(q, k)])
         s = u.mul_rshr_wide(dot, m.uint(self.isq, P_BITS), Q30 + ACT_FRAC - DOT_SHIFT)
         return m.bits(u.sat(s, ACT_BITS))
 

@@ -26,6 +26,7 @@ import magma as m
 
 from magma_llama.numerics.fixed import ACC_BITS, ACT_BITS, ACT_MAX, ACT_MIN, MATVEC_EXTRA
 from magma_llama.numerics.weights import EXP_BITS, WEIGHT_FORMATS
+from magma_llama.stages.units import tree_sum
 from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg, pad_pow2
 from magma_llama.streams.types import StreamIn, StreamOut, clog2
 
@@ -59,15 +60,6 @@ def _term(mant, x, exp):
     bias = m.sint(1, ACC_BITS) << m.sint(m.zext_to(m.uint(~k), ACC_BITS))
     right = (p + bias) >> m.sint(rsh)
     return m.mux([left, right], neg)
-
-
-def _sum(terms):
-    while len(terms) > 1:
-        nxt = [a + b for a, b in zip(terms[0::2], terms[1::2])]
-        if len(terms) % 2:
-            nxt.append(terms[-1])
-        terms = nxt
-    return terms[0]
 
 
 def _round_sat(acc):
@@ -134,7 +126,7 @@ class MatVec(m.Generator2):
             words = [xbuf[b * L + j] if b * L + j < cols else zero for b in range(B)]
             x = m.mux(pad_pow2(words), beat.O) if B > 1 else words[0]
             terms.append(_term(io.W.data.mant[j], x, io.W.data.exp[j]))
-        acc_next = acc.O + _sum(terms)
+        acc_next = acc.O + tree_sum(terms)
 
         if dynamic:
             cb = clog2(cols + 1)

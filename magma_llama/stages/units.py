@@ -23,6 +23,7 @@ value mant * 2^(exp - 30), as in `numerics.functions`.
 - `scale_mul(a, b)`: product of two Scales, a Scale.
 - `sigmoid(x, frac)`: Q.frac SInt[32] -> Q1.30 UInt[31];  `silu(x, frac)`: -> SInt[32].
 - `rom(table, addr, width, signed)`: constant table lookup.
+- `tree_sum(terms)`: the sum of same-typed values as a balanced adder tree.
 """
 
 from __future__ import annotations
@@ -188,6 +189,18 @@ def mul_rshr_wide(a, b, s):
     a: SInt[64]; b: UInt[31] (unsigned); s: int or UInt in [1, 92].  One 95-bit product."""
     p = s_(a, 95) * s_(m.uint(m.bits(b)), 95)
     return m.sint(m.bits(rshr(p, s, clamp=False))[:WIDE])
+
+
+def tree_sum(terms):
+    """The sum of `terms` (same type and width, wrapping) as a balanced tree of adders:
+    depth ceil(log2 n) additions instead of n - 1 in a chain (MatVec's lanes, attention's dot)."""
+    terms = list(terms)
+    while len(terms) > 1:
+        nxt = [a + b for a, b in zip(terms[0::2], terms[1::2])]
+        if len(terms) % 2:
+            nxt.append(terms[-1])
+        terms = nxt
+    return terms[0]
 
 
 # --- tables --------------------------------------------------------------------------------
