@@ -153,14 +153,23 @@ class Run:
         return [r[f"{key}_data"] for r in self.rows if r[f"{key}_valid"] and r[f"{key}_ready"]]
 
 
+def _printf_format(name: str, T) -> str:
+    """fault hands the format to the C++ printf and passes Verilator's port word: 32 bits
+    up to 32-bit signals, a uint64_t (unsigned long) for 33..64; wider ones are arrays."""
+    n = width(T.undirected_t)
+    if n > 64:
+        raise ValueError(f"{name} is {n} bits: fault prints at most 64; list its port in `unprinted`")
+    return "%lx" if n > 32 else "%x"
+
+
 def run_bench(bench, infos: dict, extras: list, runs: list[tuple[int, int, int]], cycles: int,
               directory: Path, flags: tuple = (), unprinted: tuple = ()) -> list[Run]:
     """Simulate `bench` once per (seed, vdensity, rdensity), `cycles` cycles each, in one
     Verilator build; returns the per-cycle signal values.  `flags`: extra Verilator flags
     (a large bench needs `--output-split 0`: Verilator's split files expect precompiled
     headers that fault's make call does not build).  `unprinted`: port keys whose payload
-    is not logged (fault prints at most 64 bits of a signal; a source's beats are known
-    from its ROM anyway), only their valid and ready."""
+    is not logged (fault prints at most 64 bits of a signal, and a wider one is refused; a
+    source's beats are known from its ROM anyway), only their valid and ready."""
     import importlib
 
     import fault
@@ -177,6 +186,7 @@ def run_bench(bench, infos: dict, extras: list, runs: list[tuple[int, int, int]]
     for key in infos:
         signals += [f"{key}_valid", f"{key}_ready"] + ([] if key in unprinted else [f"{key}_data"])
     signals += extras
+    formats = [_printf_format(s, type(getattr(bench, s))) for s in signals]
     tester = fault.Tester(bench, bench.CLK)
     for n, (seed, vd, rd) in enumerate(runs):
         tester.poke(bench.seed, seed)
@@ -188,7 +198,7 @@ def run_bench(bench, infos: dict, extras: list, runs: list[tuple[int, int, int]]
         tester.poke(bench.RESET, 0)
         tester.print(f"run {n} ;\\n")
         loop = tester.loop(cycles)
-        loop.print("c " + " ".join(["%x"] * len(signals)) + " ;\\n", *[getattr(bench, s) for s in signals])
+        loop.print("c " + " ".join(formats) + " ;\\n", *[getattr(bench, s) for s in signals])
         loop.step(2)
     directory.mkdir(parents=True, exist_ok=True)
     tester.compile_and_run("verilator", directory=str(directory), magma_output="mlir-verilog",
