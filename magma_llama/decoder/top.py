@@ -58,27 +58,28 @@ ACT = m.Bits[ACT_BITS]
 class Op:
     name: str
     weights: str | None = None   # section (per layer: "layer0.<name>"), or "embedding row"
-    src: str | None = None       # buffer streamed into the op's unit (RmsNorm X, or MatVec X for W2)
+    src: str | None = None       # buffer streamed into MatVec's vector (W2: hb)
     aux: str | None = None       # buffer streamed as the second operand (Residual A / SwiGlu H1)
     dst: str | None = None       # where the results go; "matvec": into MatVec's vector for the next op
     keep_x: bool = False         # MatVec reuses the previous op's vector
+    to_norm: bool = False        # the results also load RmsNorm's vector (the next op normalises x)
     per_layer: bool = False
 
 
 PROGRAM = [
     Op("IDLE"),
-    Op("EMB", weights="embedding row", dst="x"),
-    Op("NORM_ATT", "rms_att", src="x", dst="matvec", per_layer=True),
+    Op("EMB", weights="embedding row", dst="x", to_norm=True),
+    Op("NORM_ATT", "rms_att", dst="matvec", per_layer=True),
     Op("Q", "wq", dst="q", per_layer=True),
     Op("K", "wk", dst="k_cache", keep_x=True, per_layer=True),
     Op("V", "wv", dst="v_cache", keep_x=True, per_layer=True),
     Op("ATT", None, dst="matvec", per_layer=True),
-    Op("O", "wo", aux="x", dst="x", per_layer=True),
-    Op("NORM_FFN", "rms_ffn", src="x", dst="matvec", per_layer=True),
+    Op("O", "wo", aux="x", dst="x", to_norm=True, per_layer=True),
+    Op("NORM_FFN", "rms_ffn", dst="matvec", per_layer=True),
     Op("W1", "w1", dst="hb", per_layer=True),
     Op("W3", "w3", aux="hb", dst="hb", keep_x=True, per_layer=True),
-    Op("W2", "w2", src="hb", aux="x", dst="x", per_layer=True),
-    Op("NORM_FIN", "rms_final", src="x", dst="matvec"),
+    Op("W2", "w2", src="hb", aux="x", dst="x", to_norm=True, per_layer=True),
+    Op("NORM_FIN", "rms_final", dst="matvec"),
     Op("CLS", "wcls", dst="token"),
 ]
 OPS = {op.name: i for i, op in enumerate(PROGRAM)}
@@ -211,7 +212,8 @@ class Decoder(m.Generator2):
                                  for o in PROGRAM]), op.O)
         # results bound for MatVec's vector wait for it; buffers always take them
         to_matvec = is_op(*[o.name for o in PROGRAM if o.dst == "matvec"])
-        sink_ready = ~to_matvec | mv.X.ready
+        to_norm = is_op(*[o.name for o in PROGRAM if o.to_norm])
+        sink_ready = (~to_matvec | mv.X.ready) & (~to_norm | norm.X.ready)
         w_fire = w_valid & sink_ready
         for stream in {id(s): s for s in sources.values()}.values():
             if stream is not mv.Y:
@@ -321,10 +323,9 @@ class Decoder(m.Generator2):
             active.I @= m.mux([active.O & ~(fire & last), used], fresh.O)
             return fire
 
-        src_ops = {o.name: shapes[o.name][1] for o in PROGRAM if o.src}     # NORM ops: dim; W2: hidden
+        src_ops = {o.name: shapes[o.name][1] for o in PROGRAM if o.src}     # W2: hidden
         a_idx, a_act, a_n, a_used = reader("src", src_ops)
-        a_ready = m.mux([norm.X.ready, mv.X.ready], is_mv)
-        run_reader(a_idx, a_act, a_n, a_used, a_ready)
+        run_reader(a_idx, a_act, a_n, a_used, mv.X.ready)
         aux_ops = {o.name: (hd if o.aux == "hb" else d) for o in PROGRAM if o.aux}
         x_idx, x_act, x_n, x_used = reader("aux", aux_ops)
         x_ready = m.mux([res.A.ready, glu.H1.ready], is_op("W3"))
@@ -337,8 +338,8 @@ class Decoder(m.Generator2):
 
         src_data = by_op({o.name: bufs[o.src].RDATA for o in PROGRAM if o.src}, m.bits(0, ACT_BITS))
         aux_data = by_op({o.name: bufs[o.aux].RDATA for o in PROGRAM if o.aux}, m.bits(0, ACT_BITS))
-        norm.X.valid @= a_act.O & is_norm
-        norm.X.data @= src_data
+        norm.X.valid @= w_valid & to_norm         # the x buffer beside it is always ready
+        norm.X.data @= w_data
         mv.X.valid @= (a_act.O & is_op("W2")) | (w_valid & to_matvec)
         mv.X.data @= m.mux([src_data, w_data], to_matvec)
         res.A.valid @= x_act.O & is_op("O", "W2")
