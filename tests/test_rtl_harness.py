@@ -189,3 +189,35 @@ def test_generate_vocab_too_large(tmp_path, monkeypatch):
     assert_cli_error(proc)
     assert "vocab_size" in proc.stderr or "a burst of 65537 words" in proc.stderr
     assert not os.path.exists(tmp_path / "build" / "rtl")
+
+
+def test_op_counters_without_an_op_register(env):
+    """The echo has no `op` register: every cycle since reset lands in counter 0."""
+    from magma_llama.decoder.memory_model import OP_SLOTS
+    from magma_llama.decoder.sim import RtlDecoder
+    with RtlDecoder(env["first"].binary, env["hex"]) as sim:
+        list(_steps(sim, PROMPT, 10))
+        ops = sim.op_cycles()
+        stats = sim.stats()
+        assert len(ops) == OP_SLOTS and ops[1:] == [0] * (OP_SLOTS - 1)
+        assert ops[0] == stats.cycles
+        list(_steps_from(sim, 10, 4))
+        assert sim.op_cycles()[0] == sim.stats().cycles > stats.cycles
+
+
+def _steps_from(sim, pos, n):
+    for p in range(pos, pos + n):
+        sim.step(sim.beats[-1].token, p, True)
+        yield p
+
+
+def test_op_register_found_in_the_verilog(env):
+    from magma_llama.decoder.memory_model import op_register_bits, testbench_sv
+    echo_v = (env["first"].directory / "decoder.v").read_text()
+    name = f"Echo_{env['cfg'].dim}_{env['cfg'].vocab_size}_L{LANES}_w{BITS}"
+    assert f"module {name}" in echo_v and op_register_bits(echo_v, name) is None
+    dec = "module Other(input x);\n  reg [3:0] op;\nendmodule\nmodule Dec(input CLK);\n  reg  [3:0]        op;\nendmodule\n"
+    assert op_register_bits(dec, "Dec") == 4 and op_register_bits(dec, "Nope") is None
+    assert op_register_bits(dec.replace("[3:0]", "[4:0]"), "Dec") is None      # more ops than counters
+    assert "op_now = dut.op;" in testbench_sv("Dec", 64, 8, op_bits=4)
+    assert "op_now = 4'd0;" in testbench_sv("Dec", 64, 8)

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Callable
 
 from magma_llama import paths
-from magma_llama.decoder.memory_model import write_testbench
+from magma_llama.decoder.memory_model import op_register_bits, write_testbench
 from magma_llama.decoder.weight_port import PortLayout
 from magma_llama.errors import MagmaLlamaError, UsageError
 from magma_llama.io.checkpoint import Config
@@ -37,6 +37,7 @@ from magma_llama.io.checkpoint import Config
 PACKAGE = Path(__file__).resolve().parent.parent
 HARNESS = Path(__file__).resolve().parent / "harness.cpp"
 BINARY = "Vharness"
+TIMINGS = "timings.json"     # seconds spent elaborating, emitting and verilating, beside the binary
 # The PyPI wheel's verilated.mk leaves the precompiled-header include flag empty, which breaks
 # every build large enough to split its C++ files; gcc's is -include.
 VERILATOR_FLAGS = ("-O3", "--x-assign", "fast", "--x-initial", "fast", "--threads", "1", "-Wno-fatal",
@@ -54,7 +55,8 @@ class RtlBuild:
     layout: PortLayout
     trace: str | None             # None, "fst" or "vcd"
     cached: bool                  # found in the cache: nothing was elaborated or compiled
-    elaborate_seconds: float = 0.0
+    elaborate_seconds: float = 0.0    # the generator (when cached: the figures of the build that made it)
+    emit_seconds: float = 0.0         # m.compile to Verilog
     verilate_seconds: float = 0.0
 
 
@@ -163,12 +165,15 @@ class _Ticker:
         _say(f"{self.what}... {self.seconds:.0f} s", self.log)
 
 
-def _elaborate(factory, cfg: Config, lanes: int, bits: int, work: Path) -> str:
-    """Compile the circuit to work/decoder.v (plus any external SRAM models); its module name."""
+def _elaborate(factory, cfg: Config, lanes: int, bits: int, work: Path) -> tuple[str, float, float]:
+    """Elaborate the circuit (the generator runs) and emit it to work/decoder.v (plus any external
+    SRAM models): (module name, elaboration seconds, emit seconds)."""
     import magma as m
 
     from magma_llama.stages.sram import sources_for
+    t0 = time.monotonic()
     circuit = factory(cfg, lanes, bits)
+    t1 = time.monotonic()
     base = work / "decoder"
     m.compile(str(base), circuit, output="mlir-verilog", disallow_local_variables=True,
               disallow_packed_struct_assignments=True, flatten_all_tuples=True)
@@ -177,7 +182,7 @@ def _elaborate(factory, cfg: Config, lanes: int, bits: int, work: Path) -> str:
     if srams:
         with open(verilog, "a") as f:
             f.write("\n" + srams)
-    return circuit.name
+    return circuit.name, t1 - t0, time.monotonic() - t1
 
 
 def _verilate(work: Path, trace: str | None, log) -> None:
@@ -208,26 +213,36 @@ def build_rtl(cfg: Config, lanes: int, bits: int, trace: str | None = None, fact
     with open(root / f"{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)         # another run building this key: wait for it
         if binary.exists():
-            return RtlBuild(final, binary, layout, trace, cached=True)
+            return RtlBuild(final, binary, layout, trace, cached=True, **_timings(final))
         work = root / f"{key}.tmp"
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir()
-        with _Ticker("elaborating", log) as el:
+        with _Ticker("elaborating", log):
             try:
-                name = _elaborate(factory, cfg, lanes, bits, work)
+                name, elab_s, emit_s = _elaborate(factory, cfg, lanes, bits, work)
             except MagmaLlamaError:
                 raise
             except Exception as e:
                 raise RtlBuildError(f"elaboration failed: {type(e).__name__}: {e}") from e
         (work / "key.json").write_text(json.dumps(inputs, sort_keys=True, indent=1))
-        write_testbench(work / "tb.sv", name, layout.word_bits, layout.total_words)
+        op_bits = op_register_bits((work / "decoder.v").read_text(), name)
+        write_testbench(work / "tb.sv", name, layout.word_bits, layout.total_words, op_bits=op_bits)
         with _Ticker("verilating", log) as vl:
             _verilate(work, trace, log)
+        times = {"elaborate_seconds": elab_s, "emit_seconds": emit_s, "verilate_seconds": vl.seconds}
+        (work / TIMINGS).write_text(json.dumps(times, indent=1))
         shutil.rmtree(final, ignore_errors=True)
         os.replace(work, final)
         _say(f"built {final}", log)
-        return RtlBuild(final, final / "obj" / BINARY, layout, trace, cached=False,
-                        elaborate_seconds=el.seconds, verilate_seconds=vl.seconds)
+        return RtlBuild(final, final / "obj" / BINARY, layout, trace, cached=False, **times)
+
+
+def _timings(directory: Path) -> dict:
+    """The build's own elaboration/emit/Verilator seconds (absent for builds made before they were kept)."""
+    try:
+        return {k: float(v) for k, v in json.loads((directory / TIMINGS).read_text()).items()}
+    except (OSError, ValueError):
+        return {}
 
 
 def weight_hex(image, image_path: str, layout: PortLayout, root: Path | None = None) -> Path:

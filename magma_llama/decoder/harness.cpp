@@ -11,6 +11,8 @@
 //                          "out <token> <cycle> <wdata_words>", then "done <cycle> <wdata_words>";
 //                          "timeout <cycle>" if max_cycles pass first
 //   stats                  -> "stats <cycles> <wdata_words> <wdata_offered> <wreq_count>"
+//   ops                    -> "ops <c0> <c1> ... <c15>": cycles since reset spent in each value
+//                          of the decoder's op register (all in c0 for a design without one)
 //   quit
 // A broken rule ends the run with "error <what>" and exit status 3; a bad command gives
 // "error ..." and exit 2.  Command line: plusargs for WeightMemory (+weights=FILE,
@@ -137,6 +139,18 @@ class Harness {
         std::fflush(stdout);
     }
 
+    void ops() {
+        // op_cycles is 16 packed 64-bit counters, as 32-bit words, counter 0 in the low bits
+        const unsigned slots = sizeof(top_->op_cycles) / sizeof(top_->op_cycles[0]) / 2;
+        std::string line = "ops";
+        for (unsigned i = 0; i < slots; ++i) {
+            const uint64_t c = (uint64_t)top_->op_cycles[2 * i] | ((uint64_t)top_->op_cycles[2 * i + 1] << 32);
+            line += " " + std::to_string((unsigned long long)c);
+        }
+        std::printf("%s\n", line.c_str());
+        std::fflush(stdout);
+    }
+
     [[noreturn]] void fail(int status, const std::string& what) {
         std::printf("error %s\n", what.c_str());
         std::fflush(stdout);
@@ -233,6 +247,8 @@ int main(int argc, char** argv) {
             h.run(n, max_cycles);
         } else if (cmd == "stats") {
             h.stats();
+        } else if (cmd == "ops") {
+            h.ops();
         } else if (cmd == "quit") {
             break;
         } else {

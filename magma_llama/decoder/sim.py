@@ -150,6 +150,13 @@ class RtlDecoder:
         self.pos += 1
         return beat.token if sample else None
 
+    def op_cycles(self) -> list[int]:
+        """Cycles since reset spent in each value of the decoder's op register (memory_model.OP_SLOTS
+        counters; a design without an op register has them all in slot 0)."""
+        self._send("ops")
+        words = self._expect("ops")
+        return list(map(int, words[1:]))
+
     def stats(self) -> RtlStats:
         last = self.beats[-1] if self.beats else Beat(0, 0, 0)
         cycles = last.cycle + 1 if self.beats else 0
