@@ -1,0 +1,221 @@
+"""Cycles per token of the whole decoder against its speed limit, the weight port.
+
+Every token streams every weight once, so cycles/token >= (port words a token needs) x
+(cycles a port word takes) = the bound (magma_llama.perf.bound_cycles).  For each model,
+lane count and weight format this builds the decoder (cached by decoder/build.py), runs
+greedy generation from BOS through decoder.sim.RtlDecoder for N positions, and prints
+the measured cycles/token (reset to the last TOK_OUT, / N), the analytic model's
+prediction (magma_llama.perf, averaged over positions 0..N-1) and its error, the bound,
+utilisation = bound / measured, simulated tokens/s (wall time clocking the design), and
+the build's elaboration, emit and Verilator seconds.  `--ops` adds per-op measured vs
+predicted cycles (the testbench's counters of the decoder's `op` register).
+
+Models: stories260K (the real checkpoint) and stories15M, a synthetic checkpoint with
+stories15M's shape (io/synthetic.py SHAPES; random weights: cycle counts do not depend
+on them), written once under build/perf/.
+
+  .venv/bin/python benchmarks/bandwidth.py [--models stories260K stories15M] [--lanes 4 16 64]
+      [--weights w8 w16 w24] [--positions N] [--latency 2] [--bytes-per-cycle 0] [--jobs 1]
+      [--quick] [--ops] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import sys
+import time
+from pathlib import Path
+
+MODELS = ("stories260K", "stories15M")
+DEFAULT_POSITIONS = {"stories260K": 64, "stories15M": 4}
+# the design's targets (issue text): utilisation per model, and simulated tok/s at one lane count
+TARGET_UTILISATION = {"stories260K": 0.80, "stories15M": 0.90}
+TARGET_TOK_S = {"stories260K": (16, 100.0), "stories15M": (64, 1.0)}
+
+
+def checkpoint_path(model: str) -> Path:
+    from magma_llama import paths
+    if model == "stories260K":
+        return paths.default_model()
+    from magma_llama.io.synthetic import SHAPES, write_synthetic
+    folder = paths.build_dir() / "perf" / "models"
+    path = folder / f"{model}_shape.bin"
+    if not path.exists():
+        write_synthetic(str(folder), SHAPES[model], 0, name=f"{model}_shape")
+    return path
+
+
+def _lift_burst_check():
+    """PortLayout refuses a section longer than one 16-bit burst, but the decoder never asks for
+    more than top.MAX_BURST words at once (a matrix is fetched in chunks), so for this decoder that
+    check refuses shapes it can run (stories15M's 32000-row classifier).  Lift only that check, in
+    this process, and only while MAX_BURST fits the length field; rows measured so are marked."""
+    from magma_llama.decoder import weight_port as wp
+    from magma_llama.decoder.top import MAX_BURST
+    if MAX_BURST >= 1 << wp.LEN_BITS or getattr(wp.PortLayout, "_burst_check_lifted", False):
+        return
+    strict = wp.PortLayout.__post_init__
+
+    def post_init(self):
+        try:
+            strict(self)
+        except wp.UnsupportedHardwareError as e:
+            if not str(e).startswith("a burst of"):
+                raise
+    wp.PortLayout.__post_init__ = post_init
+    wp.PortLayout._burst_check_lifted = True
+
+
+def _refusal(cfg, lanes: int, bits: int) -> tuple[str | None, bool]:
+    """(why the decoder refuses this hardware, or None; whether only the burst-length check did)."""
+    from magma_llama.decoder import weight_port as wp
+    from magma_llama.decoder.top import check_config
+    try:
+        strict = getattr(wp.PortLayout, "_burst_check_lifted", False)
+        check_config(cfg, lanes, bits)
+    except wp.UnsupportedHardwareError as e:
+        return str(e), False
+    lifted = False
+    if strict:
+        layout = wp.PortLayout(cfg, lanes, bits)
+        lifted = layout.longest_burst >= 1 << wp.LEN_BITS
+    return None, lifted
+
+
+def measure(job: dict) -> dict:
+    """One (model, lanes, weights) point: build, run `positions` greedy tokens, compare with the model."""
+    from magma_llama import perf
+    from magma_llama.decoder.build import build_rtl, weight_hex
+    from magma_llama.decoder.sim import RtlDecoder
+    from magma_llama.decoder.top import PROGRAM, check_config
+    from magma_llama.io.checkpoint import read_checkpoint
+    from magma_llama.numerics.image import load_or_build
+    from magma_llama.numerics.weights import WEIGHT_FORMATS, weight_format
+
+    _lift_burst_check()
+    model, lanes, weights, n = job["model"], job["lanes"], job["weights"], job["positions"]
+    bits = WEIGHT_FORMATS[weights]
+    row = {"model": model, "lanes": lanes, "weights": weights, "positions": n, "latency": job["latency"],
+           "bytes_per_cycle": job["bytes_per_cycle"]}
+    ckpt = read_checkpoint(str(checkpoint_path(model)))
+    cfg = ckpt.config
+    refused, lifted = _refusal(cfg, lanes, bits)
+    if refused:
+        return {**row, "refused": refused}
+    layout = check_config(cfg, lanes, bits)
+    hw = perf.Hardware(lanes, bits, job["latency"], job["bytes_per_cycle"])
+    image, image_path = load_or_build(ckpt, weight_format(weights))
+    hex_path = weight_hex(image, image_path, layout)
+    built = build_rtl(cfg, lanes, bits, log=sys.stderr if job["verbose"] else None)
+    t0 = time.perf_counter()
+    with RtlDecoder(built.binary, hex_path, latency=hw.latency, bytes_per_cycle=hw.bytes_per_cycle) as sim:
+        token = 1                                  # BOS, then the hardware feeds itself back
+        for pos in range(n):
+            token = sim.step(token, pos, True)
+        ops = sim.op_cycles()
+        stats = sim.stats()
+    run_s = time.perf_counter() - t0
+    names = [o.name for o in PROGRAM]
+    measured_ops = {name: ops[i] / n for i, name in enumerate(names)}
+    predicted_ops = perf.mean_op_cycles(cfg, hw, n)
+    cpt = stats.cycles_per_token
+    predicted = sum(predicted_ops.values())
+    bound = perf.bound_cycles(cfg, hw)
+    return {**row, "cycles_per_token": cpt, "predicted": predicted, "error": predicted / cpt - 1,
+            "bound": bound, "utilisation": bound / cpt, "port_utilisation": stats.weight_port_utilisation,
+            "sim_tokens_per_s": stats.sim_tokens_per_s, "sim_cycles_per_s": stats.cycles / stats.wall_seconds,
+            "run_seconds": run_s, "cached": built.cached, "elaborate_seconds": built.elaborate_seconds,
+            "emit_seconds": built.emit_seconds, "build_seconds": built.verilate_seconds,
+            "ops_measured": measured_ops, "ops_predicted": predicted_ops, "burst_check_lifted": lifted,
+            "build": built.directory.name[:12]}
+
+
+def _fmt(v, spec):
+    return "" if v is None else format(v, spec)
+
+
+def print_table(rows: list[dict], ops: bool) -> None:
+    print("| model | L | weights | positions | cycles/token | model | error | bound | utilisation | "
+          "sim tok/s | build s | elaborate s | emit s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        head = f"| {r['model']} | {r['lanes']} | {r['weights']} | {r['positions']} |"
+        if "refused" in r:
+            print(f"{head} refused: {r['refused']} |||||||||")
+            continue
+        print(f"{head} {r['cycles_per_token']:.1f} | {r['predicted']:.1f} | {100 * r['error']:+.2f}% | "
+              f"{r['bound']:.0f} | {r['utilisation']:.3f} | {r['sim_tokens_per_s']:.2f} | "
+              f"{_fmt(r['build_seconds'], '.0f')} | {_fmt(r['elaborate_seconds'], '.1f')} | "
+              f"{_fmt(r['emit_seconds'], '.1f')} |")
+    if any(r.get("burst_check_lifted") for r in rows):
+        print("\n(rows of a shape with a section longer than 65535 port words ran with PortLayout's burst-length "
+              "check lifted: the decoder fetches in bursts of at most top.MAX_BURST words)")
+    if ops:
+        for r in rows:
+            if "refused" in r:
+                continue
+            print(f"\n{r['model']} L={r['lanes']} {r['weights']}: cycles per token by op (measured / model)")
+            print("  " + "  ".join(f"{k} {r['ops_measured'][k]:.1f}/{r['ops_predicted'][k]:.1f}"
+                                   for k in r["ops_predicted"]))
+
+
+def print_targets(rows: list[dict]) -> None:
+    print("\nTargets of the design:")
+    for model, want in TARGET_UTILISATION.items():
+        got = [r for r in rows if r["model"] == model and "refused" not in r]
+        if got:
+            worst = min(got, key=lambda r: r["utilisation"])
+            print(f"  utilisation >= {want:.2f} on {model}: lowest {worst['utilisation']:.3f} "
+                  f"(L={worst['lanes']} {worst['weights']}) -> {'met' if worst['utilisation'] >= want else 'NOT met'}")
+    for model, (lanes, want) in TARGET_TOK_S.items():
+        got = [r for r in rows if r["model"] == model and r["lanes"] == lanes and "refused" not in r]
+        if got:
+            best = max(got, key=lambda r: r["sim_tokens_per_s"])
+            print(f"  RTL sim >= {want:g} tok/s on {model} at L={lanes}: {best['sim_tokens_per_s']:.2f} "
+                  f"({best['weights']}) -> {'met' if best['sim_tokens_per_s'] >= want else 'NOT met'}")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    ap.add_argument("--lanes", type=int, nargs="+", default=[4, 16, 64])
+    ap.add_argument("--weights", nargs="+", choices=("w8", "w16", "w24"), default=["w8", "w16", "w24"])
+    ap.add_argument("--positions", type=int, help="positions per run (default: "
+                    + ", ".join(f"{k} {v}" for k, v in DEFAULT_POSITIONS.items()) + ")")
+    ap.add_argument("--latency", type=int, default=2)
+    ap.add_argument("--bytes-per-cycle", type=int, default=0)
+    ap.add_argument("--jobs", type=int, default=1, help="points built and run at once")
+    ap.add_argument("--quick", action="store_true", help="stories260K L=16 w16 16 positions, "
+                    "stories15M L=64 w16 2 positions")
+    ap.add_argument("--ops", action="store_true", help="also print per-op cycles")
+    ap.add_argument("--json", action="store_true", help="print one JSON list instead of the table")
+    ap.add_argument("-v", "--verbose", action="store_true", help="build progress on stderr")
+    a = ap.parse_args(argv)
+    if a.quick:
+        points = [(m, L, "w16", {"stories260K": 16, "stories15M": 2}[m])
+                  for m, L in (("stories260K", 16), ("stories15M", 64)) if m in a.models]
+    else:
+        points = [(m, L, w, a.positions or DEFAULT_POSITIONS[m]) for m in a.models for L in a.lanes
+                  for w in a.weights]
+    jobs = [dict(model=m, lanes=L, weights=w, positions=n, latency=a.latency, bytes_per_cycle=a.bytes_per_cycle,
+                 verbose=a.verbose) for m, L, w, n in points]
+    for m in a.models:
+        checkpoint_path(m)                         # written once, before any fork
+    if a.jobs > 1:
+        import magma  # noqa: F401  (imported before forking)
+        with multiprocessing.get_context("fork").Pool(a.jobs, maxtasksperchild=1) as pool:
+            rows = pool.map(measure, jobs, chunksize=1)
+    else:
+        rows = [measure(j) for j in jobs]
+    if a.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    print_table(rows, a.ops)
+    print_targets(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

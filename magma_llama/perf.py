@@ -1,0 +1,105 @@
+"""How many cycles a token takes on the decoder, from the config and the hardware alone.
+
+The decoder runs its program (decoder/top.py PROGRAM) one op at a time, so a token's
+cycles are the sum of its ops' cycles, and each op's cycles follow from the unit it
+runs on (docs/stages.md) and the words it takes from the weight port:
+
+- a MatVec op takes its matrix's port words one a cycle (`rows * ceil(cols / L)`; at a
+  bandwidth limit of B bytes/cycle, ceil(word_bits / 8) / B cycles a word), plus a few
+  cycles after the last word for the result to pass the units behind MatVec; W2 also
+  loads its `hidden` vector first (the other projections find theirs loaded by the op
+  before, or keep it);
+- an RMSNorm op scales and streams out `dim` elements (its vector was loaded by the op
+  that wrote x: EMB, O or W2), taking the gains from the port;
+- ATT runs head after head, each `head_size + pos + ATT_PER_HEAD` cycles on the
+  attention unit's input side, then the last head's outputs drain;
+- EMB waits for its embedding row (the only memory round trip of a token: the rest
+  of the token's weights are prefetched while it runs) and emits `dim` elements.
+
+The named constants are the fixed costs, measured once (stories260K, L = 16, w16,
+latency 2: `benchmarks/bandwidth.py`) and explained where they are defined; the model
+is checked against the RTL's per-op cycle counters by tests/test_perf_model.py and,
+for the whole grid, by docs/performance.md.  The speed limit is the weight port:
+`bound_cycles` is a token's port words times the cycles a word needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from magma_llama.decoder.weight_port import PortLayout, weight_bits_per_token
+from magma_llama.io.checkpoint import Config
+
+# --- fixed costs per op (cycles), measured on the RTL's op counters -----------------------
+OP_STEP = 1            # IDLE with the next token already there: the one cycle of the op itself
+MATVEC_TAIL = 2        # after a matrix's last word: MatVec's Y register, then the op's last-result cycle
+STAGE_TAIL = 1         # one more registered unit behind MatVec (Residual, SwiGLU, Argmax)
+ROPE_TAIL = 2          # RoPE behind MatVec (Q, K): its pair buffer holds one element back
+NORM_TAIL = 2          # RmsNorm (vector already loaded): SCALE, then the output register
+ATT_PER_HEAD = 2       # per head beyond hs + pos: the first K waits for the query-full flag, then one idle cycle
+ATT_TAIL = 3           # after the last head's input side: recip, then hs outputs (+ hs) and the op's last cycle
+EMB_TAIL = 4           # EMB: request register, WREQ transfer, the first word's register, the op's last cycle
+
+
+@dataclass(frozen=True)
+class Hardware:
+    lanes: int = 16
+    bits: int = 16
+    latency: int = 2            # weight memory: cycles from a request to its first word
+    bytes_per_cycle: int = 0    # weight memory bandwidth; 0 = one port word a cycle
+
+
+def cycles_per_word(layout: PortLayout, bytes_per_cycle: int) -> float:
+    """Cycles the weight memory needs per port word (memory_model.WeightMemory's credit rule)."""
+    word_bytes = -(-layout.word_bits // 8)
+    return 1.0 if bytes_per_cycle == 0 else max(1.0, word_bytes / bytes_per_cycle)
+
+
+def op_cycles(cfg: Config, hw: Hardware, pos: float) -> dict[str, float]:
+    """Predicted cycles of each op of one token at position `pos` (per-layer ops summed over layers)."""
+    layout = PortLayout(cfg, hw.lanes, hw.bits)
+    cpw = cycles_per_word(layout, hw.bytes_per_cycle)
+    secs = layout.sections
+    d, h, nl = cfg.dim, cfg.hidden_dim, cfg.n_layers
+
+    def words(name: str) -> float:
+        return secs[f"layer0.{name}" if name not in ("wcls", "rms_final") else name].words * cpw
+
+    norm = max(d, secs["rms_final"].words * cpw) + NORM_TAIL     # one gain a cycle, unless the port is slower
+    per_layer = {
+        "NORM_ATT": norm,
+        "Q": words("wq") + MATVEC_TAIL + ROPE_TAIL,
+        "K": words("wk") + MATVEC_TAIL + ROPE_TAIL,
+        "V": words("wv") + MATVEC_TAIL,
+        "ATT": cfg.n_heads * (cfg.head_size + pos + ATT_PER_HEAD) + cfg.head_size + ATT_TAIL,
+        "O": words("wo") + MATVEC_TAIL + STAGE_TAIL,
+        "NORM_FFN": norm,
+        "W1": words("w1") + MATVEC_TAIL,
+        "W3": words("w3") + MATVEC_TAIL + STAGE_TAIL,
+        "W2": h + words("w2") + MATVEC_TAIL + STAGE_TAIL,
+    }
+    emb_words = layout.embedding.words_per_row * cpw
+    out = {"IDLE": OP_STEP, "EMB": max(d, emb_words) + hw.latency + EMB_TAIL}
+    out.update({k: v * nl for k, v in per_layer.items()})
+    out["NORM_FIN"] = norm
+    out["CLS"] = words("wcls") + MATVEC_TAIL + STAGE_TAIL
+    return out
+
+
+def mean_op_cycles(cfg: Config, hw: Hardware, positions: int) -> dict[str, float]:
+    """op_cycles averaged over positions 0 .. positions - 1 (only ATT depends on pos, linearly)."""
+    return op_cycles(cfg, hw, (positions - 1) / 2)
+
+
+def token_cycles(cfg: Config, hw: Hardware, positions: int) -> float:
+    """Predicted cycles per token, averaged over positions 0 .. positions - 1."""
+    return sum(mean_op_cycles(cfg, hw, positions).values())
+
+
+def bound_cycles(cfg: Config, hw: Hardware) -> float:
+    """The speed limit: cycles to stream one token's weights through the port (every weight once)."""
+    layout = PortLayout(cfg, hw.lanes, hw.bits)
+    return weight_bits_per_token(layout) / layout.word_bits * cycles_per_word(layout, hw.bytes_per_cycle)
+
+
+__all__ = ["Hardware", "bound_cycles", "cycles_per_word", "mean_op_cycles", "op_cycles", "token_cycles"]
