@@ -1,4 +1,4 @@
-"""fault + Verilator, random stalls: fork, join, round-robin arbiter and demux against Python models."""
+"""fault + Verilator, random stalls: fork, join, zip_with, round-robin arbiter and demux against Python models."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from tests.streams_sim import (N_ARB, N_DEMUX, N_FORK, N_JOIN, arbiter_model, check_all_runs,
                                demux_model, expect_mutant_caught, fork_model, join_model,
-                               stream_sim)  # noqa: F401  (fixture)
+                               stream_sim, zip_with_xor_model)  # noqa: F401  (fixture)
 
 
 def test_fork(stream_sim):
@@ -15,6 +15,10 @@ def test_fork(stream_sim):
 
 def test_join(stream_sim):
     assert check_all_runs(stream_sim, "join", join_model(N_JOIN)) > 500
+
+
+def test_zip_with(stream_sim):
+    assert check_all_runs(stream_sim, "zip", zip_with_xor_model) > 500
 
 
 def test_arbiter(stream_sim):
@@ -26,6 +30,7 @@ def test_demux(stream_sim):
 
 
 @pytest.mark.parametrize("label,model", [("fork_mut", fork_model(N_FORK)), ("join_mut", join_model(N_JOIN)),
+                                         ("zip_eager", zip_with_xor_model), ("zip_overwrite", zip_with_xor_model),
                                          ("arb_mut", arbiter_model(N_ARB)), ("demux_mut", demux_model(N_DEMUX))])
 def test_broken_routing_is_caught(stream_sim, label, model):
     expect_mutant_caught(stream_sim, label, model)

@@ -8,8 +8,8 @@ import magma as m
 
 from magma_llama.formal.designs import Design, register
 from magma_llama.streams import (Arbiter, Demux, Downsize, Fifo, Fork, Join, Packetize, Pipe, Skid,
-                                 Upsize)
-from magma_llama.streams import arbiter, demux, fifo, fork, join, packetize, pipe, skid, width
+                                 Upsize, ZipWith)
+from magma_llama.streams import arbiter, demux, fifo, fork, join, packetize, pipe, skid, width, zip_with
 from magma_llama.streams.chain import S
 from magma_llama.streams.types import StreamIn, StreamOut
 
@@ -25,6 +25,8 @@ ROWS = [
     ("fifo1", "FIFO of depth 1 (edge case of the pointer logic)", Fifo, (1,), (1,), fifo.MUTANTS, 4),
     ("fork", "broadcast to 2 (emit) / 3 (proof) outputs, exactly once each", Fork, (2,), (3,), fork.MUTANTS, 4),
     ("join", "2 inputs -> one stream of pairs", Join, (2,), (2,), join.MUTANTS, 4),
+    ("zip_with", "2 inputs joined, fn(a, b) registered (xor here; Residual, SwiGLU)", ZipWith, (), (),
+     zip_with.MUTANTS, 4),
     ("arbiter", "round robin over 3 inputs", Arbiter, (3,), (3,), arbiter.MUTANTS, 6),
     ("demux", "route by the beat's sel field to 3 outputs", Demux, (3,), (3,), demux.MUTANTS, 4),
     ("upsize", "2 narrow beats -> 1 wide beat", Upsize, (2,), (2,), width.UPSIZE_MUTANTS, 6),

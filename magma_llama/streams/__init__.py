@@ -11,6 +11,7 @@ from magma_llama.streams.skid import Skid  # noqa: F401
 from magma_llama.streams.fifo import Fifo  # noqa: F401
 from magma_llama.streams.fork import Fork  # noqa: F401
 from magma_llama.streams.join import Join  # noqa: F401
+from magma_llama.streams.zip_with import ZipWith  # noqa: F401
 from magma_llama.streams.arbiter import Arbiter  # noqa: F401
 from magma_llama.streams.demux import Demux  # noqa: F401
 from magma_llama.streams.width import Downsize, Upsize  # noqa: F401
