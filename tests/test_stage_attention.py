@@ -23,7 +23,7 @@ from magma_llama import paths
 from magma_llama.golden.stages import attention_head
 from magma_llama.numerics import tables as T
 from magma_llama.numerics.fixed import ACT_BITS, ACT_MAX, ACT_MIN, I64, from_float
-from tests.streams_sim import Sim, once_per_test_run, source_prefix
+from tests.streams_sim import Sim, check_protocol, once_per_test_run, source_prefix
 
 HS = 8
 CYCLES = 2000
@@ -173,20 +173,6 @@ def sim(request):
 
 
 # --- checks ------------------------------------------------------------------------------------
-def _check_protocol(run, label):
-    """The stream rule on every port: no valid in the first cycle after reset; once valid,
-    held (with its data, where logged) until the transfer."""
-    rows = run.rows
-    for port in "QKVO":
-        k = f"{label}_{port}"
-        assert rows[0][f"{k}_valid"] == 0, f"{k}: valid in the first cycle after reset"
-        for t in range(1, len(rows)):
-            a, b = rows[t - 1], rows[t]
-            if a[f"{k}_valid"] and not a[f"{k}_ready"]:
-                assert b[f"{k}_valid"] == 1, f"{k}: valid dropped before transfer at cycle {t}"
-                assert b.get(f"{k}_data") == a.get(f"{k}_data"), f"{k}: data changed while stalled at {t}"
-
-
 def _fires(run, key):
     return [t for t, r in enumerate(run.rows) if r[f"{key}_valid"] and r[f"{key}_ready"]]
 
@@ -221,7 +207,7 @@ def _check_device(sim, label, runs=None):
     isq = T.inv_sqrt_q30(HS)
     total = 0
     for run in runs or sim.runs:
-        _check_protocol(run, label)
+        check_protocol(sim, label, run)
         for n, (q, k, v, o) in enumerate(_heads(sim, label, run)):
             want = attention_head(q, k, v, isq).tolist()
             assert o == want[:len(o)], f"{label} seed {run.seed:#x} head {n}: {o} != golden {want}"

@@ -20,7 +20,7 @@ from magma_llama.golden.stages import MatVecWeights, matvec
 from magma_llama.numerics.fixed import ACT_BITS, ACT_FRAC, I64, from_float
 from magma_llama.numerics.weights import (EXP_BITS, QuantMatrix, check_accumulator_bound, quantize_matrix,
                                           weight_beats)
-from tests.streams_sim import Sim, once_per_test_run, source_prefix
+from tests.streams_sim import Sim, check_protocol, once_per_test_run, source_prefix
 
 CYCLES = 2400
 # (seed, how often sources offer, how often sinks accept), out of 256; seeds are multiples of 4
@@ -120,25 +120,11 @@ def _signed(v, w=ACT_BITS):
     return v - (1 << w) if v >> (w - 1) else v
 
 
-def _check_protocol(run, label):
-    """The stream rule on the engine's ports: no valid in the first cycle after reset; once
-    valid, held (with its data, where logged) until the transfer."""
-    rows = run.rows
-    for port in ("X", "W", "Y"):
-        k = f"{label}_{port}"
-        assert rows[0][f"{k}_valid"] == 0, f"{k}: valid in the first cycle after reset"
-        for t in range(1, len(rows)):
-            a, b = rows[t - 1], rows[t]
-            if a[f"{k}_valid"] and not a[f"{k}_ready"]:
-                assert b[f"{k}_valid"] == 1, f"{k}: valid dropped before transfer at cycle {t}"
-                assert b.get(f"{k}_data") == a.get(f"{k}_data"), f"{k}: data changed while stalled at {t}"
-
-
 def _check_engine(sim, label, run, real_rows=None):
     """Every Y beat equals the golden matvec of the X and W beats that moved; returns #rows."""
     L, bits, cols, rows = CONFIGS[label]
     nb = -(-cols // L)
-    _check_protocol(run, label)
+    check_protocol(sim, label, run)
     xs = [_signed(v) for v in source_prefix(sim, run, f"{label}_X")]
     info = sim.infos[f"{label}_W"]      # W payloads are not logged (too wide): the ROM's beats
     nw = sum(1 for r in run.rows if r[f"{label}_W_valid"] and r[f"{label}_W_ready"])
@@ -160,11 +146,17 @@ def _check_engine(sim, label, run, real_rows=None):
                 QuantMatrix(real_rows.mant[r:r + 1], real_rows.exp[r:r + 1], real_rows.group)), x)[0])
             assert want == want_real, f"{label}: row {n} is not wq row {r}"
         assert y == want, f"{label} seed {run.seed:#x}: row {n} gave {y}, golden {want}"
-    # full throughput: a valid W beat is taken unless the vector is loading or Y is stalled
+    # full throughput: with both vector banks full (X not ready) a valid W beat waits only
+    # while Y is stalled, or for the one cycle in which a matrix moves to its vector's bank
     w, y, x = f"{label}_W", f"{label}_Y", f"{label}_X"
+    fired, turns = 0, set()
     for t, r in enumerate(run.rows):
-        if r[f"{w}_valid"] and not r[f"{x}_ready"] and (not r[f"{y}_valid"] or r[f"{y}_ready"]):
-            assert r[f"{w}_ready"], f"{label}: W stalled at cycle {t} with Y free"
+        if r[f"{w}_valid"] and not r[f"{x}_ready"] and (not r[f"{y}_valid"] or r[f"{y}_ready"]) \
+                and not r[f"{w}_ready"]:
+            assert fired % (rows * nb) == 0 and fired not in turns, \
+                f"{label}: W stalled at cycle {t} with Y free, inside a matrix"
+            turns.add(fired)
+        fired += r[f"{w}_valid"] and r[f"{w}_ready"]
     return len(ys)
 
 
@@ -197,3 +189,12 @@ def test_matvec_outputs_saturate_and_vary(sim):
     inside = sum(-lim < v < lim - 1 for v in ys)
     assert inside > len(ys) // 2, f"only {inside} of {len(ys)} outputs unsaturated"
     assert sum(abs(v) < (8 << ACT_FRAC) for v in ys) > 50
+
+
+def test_matvec_loads_the_next_vector_while_computing(sim):
+    """The two vector banks overlap: X beats move in the same cycles as W beats."""
+    s, _ = sim
+    for label in "ab":
+        both = sum(r[f"{label}_X_valid"] and r[f"{label}_X_ready"] and r[f"{label}_W_valid"] and r[f"{label}_W_ready"]
+                   for run in s.runs for r in run.rows)
+        assert both > 50, f"{label}: only {both} cycles load and compute at once"

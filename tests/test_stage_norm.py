@@ -26,7 +26,7 @@ from magma_llama.golden import stages as S
 from magma_llama.numerics.fixed import ACT_BITS, ACT_MAX, ACT_MIN, I64, from_float
 from magma_llama.numerics.weights import (EXP_BITS, GAIN_BITS, QuantMatrix, check_gain_bound, quantize_matrix,
                                           weight_beats)
-from tests.streams_sim import Sim, fire_cycles, once_per_test_run, source_prefix
+from tests.streams_sim import Sim, check_protocol, check_zip_with, fire_cycles, once_per_test_run, source_prefix
 from tests.test_stage_matvec import _pack, _unpack   # the W beat packing of the bench
 
 CYCLES = 2000
@@ -185,22 +185,24 @@ def sim(request):
 
 
 # --- checks -----------------------------------------------------------------------------------
-def _check_protocol(sim, run, label):
-    """The stream rule on every port of the device: no valid in the first cycle after reset;
-    once valid, valid (and data, where logged) held until the transfer."""
-    rows = run.rows
-    for info in sim.ports(label).values():
-        k = info.key
-        assert rows[0][f"{k}_valid"] == 0, f"{k}: valid in the first cycle after reset"
-        for t in range(1, len(rows)):
-            a, b = rows[t - 1], rows[t]
-            if a[f"{k}_valid"] and not a[f"{k}_ready"]:
-                assert b[f"{k}_valid"] == 1, f"{k}: valid dropped before transfer at cycle {t}"
-                assert b.get(f"{k}_data") == a.get(f"{k}_data"), f"{k}: data changed while stalled at {t}"
-
-
 def _start(run, k):
     return (k + run.seed) % 256
+
+
+def _is_real(taps, start, got, label) -> int:
+    """1 if the complete vector `got` began at a real vector's ROM position (then it must
+    equal that vector's golden-model tap), else 0."""
+    if start not in taps:
+        return 0
+    tap, what = taps[start]
+    assert got == tap.tolist(), f"{label}: vector at ROM {start} is not the {what} tap"
+    return 1
+
+
+def _golden_residual(a, b):
+    """golden residual of packed A/B beats, packed."""
+    out = S.residual(np.array([_signed(v) for v in a], I64), np.array([_signed(v) for v in b], I64))
+    return [int(v) & ((1 << ACT_BITS) - 1) for v in out]
 
 
 def norm_vectors(sim, run, label):
@@ -235,17 +237,14 @@ def _check_norm(sim, real, label):
     n = {"vectors": 0, "beats": 0, "real": 0, "eps": 0}
     consts = S.RmsNormConsts.make(NORMS[label])
     for run in sim.runs:
-        _check_protocol(sim, run, label)
+        check_protocol(sim, label, run)
         for start, x, got, want in norm_vectors(sim, run, label):
             assert got == want[:len(got)].tolist(), f"{label} seed {run.seed:#x}: vector at ROM {start} differs"
             n["beats"] += len(got)
             if len(got) == len(want):
                 n["vectors"] += 1
                 n["eps"] += S.sum_of_squares(x) < consts.eps_term
-                if start in real[label]:
-                    tap, what = real[label][start]
-                    assert got == tap.tolist(), f"{label}: real vector at {start} is not the {what} tap"
-                    n["real"] += 1
+                n["real"] += _is_real(real[label], start, got, label)
     return n
 
 
@@ -296,20 +295,11 @@ def test_residual_bit_exact(sim, stories260k):
     s, real = sim
     beats = nreal = 0
     for run in s.runs:
-        _check_protocol(s, run, "res")
-        a = [_signed(v) for v in source_prefix(s, run, "res_A")]
-        b = [_signed(v) for v in source_prefix(s, run, "res_B")]
-        o = [_signed(v) for v in run.transfers("res_O")]
-        assert fire_cycles(run, "res_A") == fire_cycles(run, "res_B"), "A and B not taken together"
-        assert 0 <= len(a) - len(o) <= 1
-        assert o == S.residual(np.array(a[:len(o)], I64), np.array(b[:len(o)], I64)).tolist()
+        check_protocol(s, "res", run)
+        o = [_signed(v) for v in check_zip_with(s, "res", run, _golden_residual)]
         beats += len(o)
         for v in range(len(o) // 64):
-            start = _start(run, 64 * v)
-            if start in real["res"]:
-                tap, what = real["res"][start]
-                assert o[64 * v:64 * v + 64] == tap.tolist(), f"residual at ROM {start} is not the {what} tap"
-                nreal += 1
+            nreal += _is_real(real["res"], _start(run, 64 * v), o[64 * v:64 * v + 64], "res")
     outs = {_signed(v) for run in s.runs for v in run.transfers("res_O")}
     assert beats > 2000 and nreal >= 8 and ACT_MIN in outs and ACT_MAX in outs, (beats, nreal)
 
@@ -320,7 +310,7 @@ def _check_embed(sim, real, label):
     info = sim.infos[f"{label}_W"]
     n = {"rows": 0, "beats": 0, "real": 0}
     for run in sim.runs:
-        _check_protocol(sim, run, label)
+        check_protocol(sim, label, run)
         nw = len(fire_cycles(run, f"{label}_W"))
         o = [_signed(v) for v in run.transfers(f"{label}_O")]
         rows_out = -(-len(o) // dim)
@@ -337,11 +327,7 @@ def _check_embed(sim, real, label):
             n["beats"] += len(got)
             if len(got) == dim:
                 n["rows"] += 1
-                start = _start(run, r * nb)
-                if start in real[label]:
-                    tap, what = real[label][start]
-                    assert got == tap.tolist(), f"{label}: row at {start} is not {what}"
-                    n["real"] += 1
+                n["real"] += _is_real(real[label], _start(run, r * nb), got, label)
     return n
 
 
