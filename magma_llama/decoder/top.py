@@ -58,7 +58,6 @@ ACT = m.Bits[ACT_BITS]
 class Op:
     name: str
     weights: str | None = None   # section (per layer: "layer0.<name>"), or "embedding row"
-    src: str | None = None       # buffer streamed into MatVec's vector (W2: hb)
     aux: str | None = None       # buffer streamed as the second operand (Residual A / SwiGlu H1)
     dst: str | None = None       # where the results go; "matvec": into MatVec's vector for the next op
     keep_x: bool = False         # MatVec reuses the previous op's vector
@@ -77,8 +76,8 @@ PROGRAM = [
     Op("O", "wo", aux="x", dst="x", to_norm=True, per_layer=True),
     Op("NORM_FFN", "rms_ffn", dst="matvec", per_layer=True),
     Op("W1", "w1", dst="hb", per_layer=True),
-    Op("W3", "w3", aux="hb", dst="hb", keep_x=True, per_layer=True),
-    Op("W2", "w2", src="hb", aux="x", dst="x", to_norm=True, per_layer=True),
+    Op("W3", "w3", aux="hb", dst="matvec", keep_x=True, per_layer=True),
+    Op("W2", "w2", aux="x", dst="x", to_norm=True, per_layer=True),
     Op("NORM_FIN", "rms_final", dst="matvec"),
     Op("CLS", "wcls", dst="token"),
 ]
@@ -165,7 +164,9 @@ class Decoder(m.Generator2):
         glu = SwiGlu()(name="swiglu")
         amax = Argmax(vocab)(name="argmax")
         smp = Sampler(vocab)(name="sampler")
-        mv.n_cols @= table({k: s[1] for k, s in shapes.items()}, len(mv.n_cols))
+        # the length of the vector an op loads into MatVec's other bank (for the next op)
+        mv.load_cols @= table({o.name: (hd if o.name == "W3" else d) for o in PROGRAM if o.dst == "matvec"},
+                              len(mv.load_cols))
         mv.n_rows @= table({k: s[2] for k, s in shapes.items()}, len(mv.n_rows))
         mv.keep_x @= any_of([is_op(o.name) for o in PROGRAM if o.keep_x])
         rope.pos @= pos.O
@@ -323,9 +324,6 @@ class Decoder(m.Generator2):
             active.I @= m.mux([active.O & ~(fire & last), used], fresh.O)
             return fire
 
-        src_ops = {o.name: shapes[o.name][1] for o in PROGRAM if o.src}     # W2: hidden
-        a_idx, a_act, a_n, a_used = reader("src", src_ops)
-        run_reader(a_idx, a_act, a_n, a_used, mv.X.ready)
         aux_ops = {o.name: (hd if o.aux == "hb" else d) for o in PROGRAM if o.aux}
         x_idx, x_act, x_n, x_used = reader("aux", aux_ops)
         x_ready = m.mux([res.A.ready, glu.H1.ready], is_op("W3"))
@@ -336,12 +334,11 @@ class Decoder(m.Generator2):
         def by_op(values: dict, default):
             return m.mux(pad_pow2([values.get(o.name, default) for o in PROGRAM]), op.O)
 
-        src_data = by_op({o.name: bufs[o.src].RDATA for o in PROGRAM if o.src}, m.bits(0, ACT_BITS))
         aux_data = by_op({o.name: bufs[o.aux].RDATA for o in PROGRAM if o.aux}, m.bits(0, ACT_BITS))
         norm.X.valid @= w_valid & to_norm         # the x buffer beside it is always ready
         norm.X.data @= w_data
-        mv.X.valid @= (a_act.O & is_op("W2")) | (w_valid & to_matvec)
-        mv.X.data @= m.mux([src_data, w_data], to_matvec)
+        mv.X.valid @= w_valid & to_matvec
+        mv.X.data @= w_data
         res.A.valid @= x_act.O & is_op("O", "W2")
         res.A.data @= aux_data
         glu.H1.valid @= x_act.O & is_op("W3")
@@ -396,8 +393,7 @@ class Decoder(m.Generator2):
             buf.WADDR @= w_cnt.O[:len(buf.WADDR)]
             buf.WDATA @= w_data
         for name, buf in bufs.items():
-            readers = {o.name: (a_idx, x_idx)[o.aux == name and o.src != name]
-                       for o in PROGRAM if name in (o.src, o.aux)}
+            readers = {o.name: x_idx for o in PROGRAM if o.aux == name}
             if name == "q":
                 buf.RADDR @= q_idx.O[:len(buf.RADDR)]
             else:

@@ -1,22 +1,25 @@
 """MatVec engine: y = W x for one matrix, the compute engine every projection shares.
 
 Ports (ready/valid streams, CLK and a synchronous RESET):
-- `X` (in): the input vector, `cols` Q12.20 activations, one per beat, stored in a
-  local buffer (registers) before the rows start.  X.ready is high while loading.
+- `X` (in): input vectors, Q12.20 activations, one per beat.  The engine has two vector
+  banks (registers): one serves the matrix being computed while the next vector loads
+  into the other, so a projection whose input is produced during the previous one
+  (W2's, by SwiGLU during W3) starts without a load gap.  X.ready is high while a bank
+  is free.
 - `W` (in): the weight stream of `numerics.weights.weight_beats(q, L)`: per beat
   `mant[L]` (signed N-bit mantissas) and `exp[L]` (each lane's group exponent,
   signed EXP_BITS), row by row, ceil(cols / L) beats a row, the last one padded.
-- `Y` (out): one Q12.20 activation per row, `rows` beats per vector.
+- `Y` (out): one Q12.20 activation per row, `rows` beats per matrix.
 
 Per beat each lane forms p = m * x (64 bits), shifts it by k = e + MATVEC_EXTRA
 (left, or right rounding half up) and the L terms are added to a 64-bit
 accumulator; after a row's last beat the accumulator is rounded by MATVEC_EXTRA,
 saturated to ACT_BITS and registered in Y.  That is `golden.stages.matvec`, term
 by term.  One W beat is taken per cycle while W is valid, except on a row's last
-beat when Y still holds an unread result.  After the last row the engine loads
-the next vector.  The multiply/shift/add of a beat is one combinational stage
-(simulation-first; a synthesis target would pipeline it without changing the
-stream behaviour)."""
+beat when Y still holds an unread result, and for one cycle when a matrix starts on
+a vector that has already served one (the bank is released, or kept with `keep_x`).
+The multiply/shift/add of a beat is one combinational stage (simulation-first; a
+synthesis target would pipeline it without changing the stream behaviour)."""
 
 from __future__ import annotations
 
@@ -82,11 +85,12 @@ MUTANTS = {
 class MatVec(m.Generator2):
     def __init__(self, lanes: int, bits: int, cols: int, rows: int, mutant=None, formal=False,
                  dynamic=False):
-        """dynamic=True: `cols` and `rows` are maxima, and the plain inputs `n_cols` / `n_rows`
-        (held steady by the controller for a whole matrix) give the shape, so one engine
-        serves every projection of the decoder; `lanes` must then be a power of two.  The
-        plain input `keep_x` (held for a matrix) skips the vector load and reuses the vector
-        of the previous matrix (K and V after Q, W3 after W1)."""
+        """dynamic=True: `cols` and `rows` are maxima and plain inputs (held steady by the
+        controller) give the shapes, so one engine serves every projection of the decoder:
+        `load_cols` the length of the vector being loaded (each bank remembers its own),
+        `n_rows` the rows of the matrix being computed, and `keep_x` makes the next matrix
+        reuse the vector of the previous one (K and V after Q, W3 after W1) instead of
+        moving to the other bank.  `lanes` must then be a power of two."""
         check_mutant(mutant, MUTANTS, "matvec")
         if dynamic and lanes & (lanes - 1):
             raise ValueError(f"matvec: dynamic shapes need a power-of-two lane count, got {lanes}")
@@ -98,14 +102,17 @@ class MatVec(m.Generator2):
         self.name = f"MatVec_L{L}_w{bits}_c{cols}_r{rows}" + ("_dyn" if dynamic else "") + (
             f"_mut_{mutant}" if mutant else "") + ("_formal" if formal else "")
         ports = dict(X=StreamIn(ACT), W=StreamIn(WeightBeat(L, bits)), Y=StreamOut(ACT))
+        cw = clog2(cols + 1)
         if dynamic:
-            ports.update(n_cols=m.In(m.UInt[clog2(cols + 1)]), n_rows=m.In(m.UInt[clog2(rows + 1)]),
-                         keep_x=m.In(m.Bit))
+            ports.update(load_cols=m.In(m.UInt[cw]), n_rows=m.In(m.UInt[clog2(rows + 1)]), keep_x=m.In(m.Bit))
         self.io = io = clocked(**ports)
 
-        loading_reg = ctrl_reg(m.Bit, "loading", init=1)
-        # the vector is wanted (a matrix ended) unless the controller keeps the last one
-        loading_o = loading_reg.O & ~io.keep_x if dynamic else loading_reg.O
+        # -- the two vector banks -----------------------------------------------------------
+        full = [ctrl_reg(m.Bit, f"full{k}") for k in range(2)]      # bank k holds a whole vector
+        blen = [data_reg(m.UInt[cw], f"len{k}") for k in range(2)]  # its length (dynamic)
+        cbank = ctrl_reg(m.Bit, "cbank")       # the bank the rows are computed from
+        stale = ctrl_reg(m.Bit, "stale")       # cbank has served a whole matrix
+        lbank = ctrl_reg(m.Bit, "lbank")       # the bank a load in progress writes
         load_idx = ctrl_reg(m.UInt[clog2(cols)], "load_idx")
         beat = ctrl_reg(m.UInt[clog2(B)], "beat")
         row = ctrl_reg(m.UInt[clog2(rows)], "row")
@@ -113,49 +120,75 @@ class MatVec(m.Generator2):
         y_valid = ctrl_reg(m.Bit, "y_valid")
         y_data = data_reg(ACT, "y_data")
 
-        # the vector buffer; lanes past `cols` in the last beat read 0
-        load_fire = io.X.valid & loading_o
-        xbuf = []
-        for i in range(cols):
-            r = data_reg(ACT, f"x{i}")
-            r.I @= m.mux([r.O, io.X.data], load_fire & (load_idx.O == i))
-            xbuf.append(r.O)
+        def bank_bit(regs, k):
+            return m.mux([regs[0].O, regs[1].O], k)
+
+        # vectors are used in the order they load: a new load fills cbank if it is free, else
+        # the other bank (the one the rows move to next)
+        other = ~cbank.O
+        mid_load = load_idx.O != 0
+        pick = m.mux([cbank.O, other], bank_bit(full, cbank.O))
+        target = m.mux([pick, lbank.O], mid_load)
+        x_ready = ~bank_bit(full, target)
+        load_fire = io.X.valid & x_ready
+        load_len = io.load_cols if dynamic else m.uint(cols, cw)
+        last_load = m.zext_to(load_idx.O, cw + 1) == (m.zext_to(load_len, cw + 1) - 1)
+        xbuf = [[], []]
+        for k in range(2):
+            for i in range(cols):
+                r = data_reg(ACT, f"x{k}_{i}")
+                r.I @= m.mux([r.O, io.X.data], load_fire & (target == k) & (load_idx.O == i))
+                xbuf[k].append(r.O)
+
         zero = m.bits(0, ACT_BITS)
         terms = []
         for j in range(L):
-            words = [xbuf[b * L + j] if b * L + j < cols else zero for b in range(B)]
+            words = [m.mux([xbuf[0][b * L + j], xbuf[1][b * L + j]], cbank.O) if b * L + j < cols else zero
+                     for b in range(B)]
             x = m.mux(pad_pow2(words), beat.O) if B > 1 else words[0]
             terms.append(_term(io.W.data.mant[j], x, io.W.data.exp[j]))
         acc_next = acc.O + tree_sum(terms)
 
         if dynamic:
-            cb = clog2(cols + 1)
-            n_beats = (m.zext_to(io.n_cols, cb + 1) + (L - 1)) >> m.uint(L.bit_length() - 1, cb + 1)
-            last_beat = m.zext_to(beat.O, cb + 1) == (n_beats - 1)
-            last_row = m.zext_to(row.O, clog2(rows + 1) + 1) == (m.zext_to(io.n_rows, clog2(rows + 1) + 1) - 1)
-            last_load = m.zext_to(load_idx.O, cb + 1) == (m.zext_to(io.n_cols, cb + 1) - 1)
+            n_cols = m.mux([blen[0].O, blen[1].O], cbank.O)
+            n_beats = (m.zext_to(n_cols, cw + 1) + (L - 1)) >> m.uint(L.bit_length() - 1, cw + 1)
+            last_beat = m.zext_to(beat.O, cw + 1) == (n_beats - 1)
+            rw = clog2(rows + 1) + 1
+            last_row = m.zext_to(row.O, rw) == (m.zext_to(io.n_rows, rw) - 1)
+            keep = io.keep_x
         else:
             last_beat = beat.O == (B - 1)
             last_row = row.O == (rows - 1)
-            last_load = load_idx.O == (cols - 1)
+            keep = m.bit(0)
+        # a matrix starting on a stale bank first keeps it or releases it (one cycle)
+        turn = io.W.valid & stale.O
+        release = turn & ~keep
         y_free = ~y_valid.O | io.Y.ready
-        w_ready = ~loading_o & (~last_beat | y_free)
+        w_ready = bank_bit(full, cbank.O) & ~stale.O & (~last_beat | y_free)
         if mutant == "overwrite_y":
-            w_ready = ~loading_o
+            w_ready = bank_bit(full, cbank.O) & ~stale.O
         w_fire = io.W.valid & w_ready
         end_row = w_fire & last_beat
+        end_matrix = end_row & last_row
 
+        load_done = load_fire & last_load
+        for k in range(2):
+            filled = load_done & (target == k)
+            emptied = release & (cbank.O == k)
+            full[k].I @= (full[k].O & ~emptied) | filled
+            blen[k].I @= m.mux([blen[k].O, load_len], filled)
+        cbank.I @= m.mux([cbank.O, other], release)
+        stale.I @= m.mux([stale.O & ~turn, m.bit(1)], end_matrix)
+        lbank.I @= m.mux([lbank.O, target], load_fire)
         load_idx.I @= m.mux([load_idx.O, m.mux([load_idx.O + 1, m.uint(0, len(load_idx.O))], last_load)],
                             load_fire)
-        # (a kept vector leaves the register set: the next matrix that does not keep loads)
-        loading_reg.I @= m.mux([m.mux([loading_reg.O, ~last_load], load_fire), m.bit(1)], end_row & last_row)
         beat.I @= m.mux([beat.O, m.mux([beat.O + 1, m.uint(0, len(beat.O))], last_beat)], w_fire)
         row.I @= m.mux([row.O, m.mux([row.O + 1, m.uint(0, len(row.O))], last_row)], end_row)
         acc.I @= m.mux([acc.O, m.mux([acc_next, m.sint(0, ACC_BITS)], last_beat)], w_fire)
         y_valid.I @= (y_valid.O & ~io.Y.ready) | end_row
         y_data.I @= m.mux([y_data.O, _round_sat(acc_next)], end_row)
 
-        io.X.ready @= loading_o
+        io.X.ready @= x_ready
         io.W.ready @= w_ready
         io.Y.valid @= y_valid.O
         io.Y.data @= y_data.O
@@ -164,19 +197,25 @@ class MatVec(m.Generator2):
             from magma_llama.formal.props import Props
             p = Props(io)
             x, w, y = p.monitor(io.X), p.monitor(io.W), p.monitor(io.Y)
-            ld, li, bt, rw = (p.sig(r.O) for r in (loading_reg, load_idx, beat, row))
-            # the counters stay in range, and a vector load starts a matrix at row 0, beat 0
+            li, bt, rw_, cb, st, lb = (p.sig(r.O) for r in (load_idx, beat, row, cbank, stale, lbank))
+            f0, f1 = p.sig(full[0].O), p.sig(full[1].O)
+            # the counters stay in range; a stale bank is full and no matrix is half done
             p.assert_(f"{li} < {cols}")
             p.assert_(f"{bt} < {B}")
-            p.assert_(f"{rw} < {rows}")
-            p.assert_(f"!{ld} || ({bt} == 0 && {rw} == 0)")
+            p.assert_(f"{rw_} < {rows}")
+            p.assert_(f"!{st} || (({cb} ? {f1} : {f0}) && {bt} == 0 && {rw_} == 0)")
+            # a half-loaded bank is not full, and rows run only on a full bank
+            p.assert_(f"{li} == 0 || !({lb} ? {f1} : {f0})")
+            p.assert_(f"({bt} == 0 && {rw_} == 0) || ({cb} ? {f1} : {f0})")
             # one Y beat per row: rows finished = Y beats produced, counted modulo 2^4
             f_rows = p.counter(f"{w['fire']} && {bt} == {B - 1}", 4, "rows_done")
             f_y = p.counter(f"{y['fire']}", 4, "y_out")
             p.assert_(f"({f_rows} - {f_y}) == ({y['valid']} ? 4'd1 : 4'd0)")
-            # the whole matrix, then the next vector starts loading
-            done = p.sticky(f"{y['fire']} && {rw} == 0 && {ld}", "matrix_done")
-            p.cover(f"{done} && {x['fire']}")
+            # double buffering happens: the next vector loads while rows are computed; a whole
+            # matrix is delivered and a second one starts
+            p.cover(f"{x['fire']} && {w['fire']}")
+            done = p.sticky(f"{y['fire']} && {rw_} == 0 && {st}", "matrix_done")
+            p.cover(f"{done} && {w['fire']}")
             p.cover(f"{y['valid']} && !{y['ready']} && {w['valid']} && {bt} == {B - 1}")
             p.emit()
 
