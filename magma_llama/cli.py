@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text")
     p.set_defaults(func=cmd_encode)
 
-    p = sub.add_parser("demo", help="the README's main job: generate on the default model")
+    p = sub.add_parser("demo", help="the README's main job: the decoder RTL generates on the default model")
     p.add_argument("-n", "--steps", type=_steps, default=256)
     p.set_defaults(func=cmd_demo)
 
@@ -188,7 +188,8 @@ def cmd_encode(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    """Generate greedily from BOS on the default model, or a synthetic one if none is present."""
+    """The main job: the decoder's RTL (Verilator) generates greedily from BOS on the default
+    model, or on a synthetic one if none is present."""
     model, tok = paths.default_model(), paths.default_tokenizer()
     if not (model.exists() and tok.exists()):
         from magma_llama.io.synthetic import SHAPES, write_synthetic
@@ -197,9 +198,9 @@ def cmd_demo(args) -> int:
         print(f"note: no {model.name} in {model.parent} (see models/README.md); "
               f"using a synthetic model {m}", file=sys.stderr)
         model, tok = m, t
-    ns = argparse.Namespace(model=str(model), tokenizer=str(tok), prompt="", steps=args.steps,
-                            temperature=0.0, topp=0.9, seed=0, ids=False)
-    return cmd_ref(ns)
+    ns = build_parser().parse_args(["generate", "--model", str(model), "--tokenizer", str(tok),
+                                    "-t", "0", "-n", str(args.steps)])
+    return ns.func(ns)
 
 
 def cmd_doctor(args) -> int:
