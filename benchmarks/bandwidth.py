@@ -16,7 +16,7 @@ on them), written once under build/perf/.
 
   .venv/bin/python benchmarks/bandwidth.py [--models stories260K stories15M] [--lanes 4 16 64]
       [--weights w8 w16 w24] [--positions N] [--latency 2] [--bytes-per-cycle 0] [--jobs 1]
-      [--quick] [--ops] [--json]
+      [--quick] [--ops] [--json] [--from-json FILE...]
 """
 
 from __future__ import annotations
@@ -164,11 +164,11 @@ def print_table(rows: list[dict], ops: bool) -> None:
 def print_targets(rows: list[dict]) -> None:
     print("\nTargets of the design:")
     for model, want in TARGET_UTILISATION.items():
-        got = [r for r in rows if r["model"] == model and "refused" not in r]
-        if got:
+        for lanes in sorted({r["lanes"] for r in rows if r["model"] == model and "refused" not in r}):
+            got = [r for r in rows if r["model"] == model and r["lanes"] == lanes and "refused" not in r]
             worst = min(got, key=lambda r: r["utilisation"])
-            print(f"  utilisation >= {want:.2f} on {model}: lowest {worst['utilisation']:.3f} "
-                  f"(L={worst['lanes']} {worst['weights']}) -> {'met' if worst['utilisation'] >= want else 'NOT met'}")
+            print(f"  utilisation >= {want:.2f} on {model} at L={lanes}: lowest {worst['utilisation']:.3f} "
+                  f"({worst['weights']}) -> {'met' if worst['utilisation'] >= want else 'NOT met'}")
     for model, (lanes, want) in TARGET_TOK_S.items():
         got = [r for r in rows if r["model"] == model and r["lanes"] == lanes and "refused" not in r]
         if got:
@@ -192,7 +192,13 @@ def main(argv=None) -> int:
     ap.add_argument("--ops", action="store_true", help="also print per-op cycles")
     ap.add_argument("--json", action="store_true", help="print one JSON list instead of the table")
     ap.add_argument("-v", "--verbose", action="store_true", help="build progress on stderr")
+    ap.add_argument("--from-json", nargs="+", metavar="FILE", help="print the table of earlier --json runs")
     a = ap.parse_args(argv)
+    if a.from_json:
+        rows = [r for f in a.from_json for r in json.loads(Path(f).read_text())]
+        print_table(rows, a.ops)
+        print_targets(rows)
+        return 0
     if a.quick:
         points = [(m, L, "w16", {"stories260K": 16, "stories15M": 2}[m])
                   for m, L in (("stories260K", 16), ("stories15M", 64)) if m in a.models]
