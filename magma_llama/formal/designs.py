@@ -32,6 +32,15 @@ class Design:
 DESIGNS: dict[str, Design] = {}
 
 
+def stage_row(name: str, doc: str, gen, emitted: tuple = (), proved: tuple = (), mutants=(),
+              formal_kwargs: dict | None = None, **bounds) -> Design:
+    """The row of a stage generator: `gen(*emitted)` for emission, `gen(*proved, mutant=...,
+    formal=True, **formal_kwargs)` for the proofs; `bounds` are Design's depths."""
+    def formal(mutant=None):
+        return gen(*proved, mutant=mutant, formal=True, **(formal_kwargs or {}))
+    return Design(name, doc, emit=lambda: gen(*emitted), formal=formal, mutants=tuple(mutants), **bounds)
+
+
 def register(design: Design) -> Design:
     if design.name in DESIGNS:
         raise ValueError(f"design {design.name!r} registered twice")

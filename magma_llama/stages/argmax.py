@@ -13,7 +13,6 @@ cycle after the last logit's transfer."""
 
 from __future__ import annotations
 
-import functools
 
 import magma as m
 
@@ -97,9 +96,7 @@ ARGMAX_PROVED = 3
 
 def designs():
     """Rows of `magma-llama prove` / `emit` (formal/designs.py)."""
-    from magma_llama.formal.designs import Design
-    return [Design("argmax", f"Argmax, n={ARGMAX_EMITTED} (emit) / n={ARGMAX_PROVED} (proof): "
-                   "one index per vector, first maximum",
-                   emit=functools.partial(Argmax, ARGMAX_EMITTED),
-                   formal=lambda mutant=None: Argmax(ARGMAX_PROVED, mutant=mutant, formal=True),
-                   mutants=tuple(MUTANTS), depth=6)]
+    from magma_llama.formal.designs import stage_row
+    return [stage_row("argmax", f"Argmax, n={ARGMAX_EMITTED} (emit) / n={ARGMAX_PROVED} (proof): "
+                      "one index per vector, first maximum",
+                      Argmax, (ARGMAX_EMITTED,), (ARGMAX_PROVED,), MUTANTS, depth=6)]

@@ -27,7 +27,6 @@ for cheap stand-ins (`_CheapMath`) so that z3 sees the control, which is the sam
 
 from __future__ import annotations
 
-import functools
 
 import magma as m
 
@@ -234,7 +233,7 @@ class Attention(m.Generator2):
     def _props(io, hs, seq_len, pb, r):
         from magma_llama.formal.props import Props
         p = Props(io)
-        q, k, v, o = p.monitor(io.Q), p.monitor(io.K), p.monitor(io.V), p.monitor(io.O)
+        _, k, v, o = p.monitor(io.Q), p.monitor(io.K), p.monitor(io.V), p.monitor(io.O)
         clk, rst = p.clk, p.rst
         pos = p.sig(io.pos)
         # the controller holds pos steady (here: for ever) at a legal position
@@ -277,9 +276,7 @@ ATTENTION_PROVED = (2, 4)
 
 def designs():
     """Rows of `magma-llama prove` / `emit` (formal/designs.py)."""
-    from magma_llama.formal.designs import Design
-    return [Design("attention", "attention head, hs 8 T 512 (emit) / hs 2 T 4 with cheap payload arithmetic "
-                   "(proof): score/softmax/output control",
-                   emit=functools.partial(Attention, *ATTENTION_EMITTED),
-                   formal=lambda mutant=None: Attention(*ATTENTION_PROVED, mutant=mutant, formal=True),
-                   mutants=CONTROL_MUTANTS, depth=8, cover_depth=20)]
+    from magma_llama.formal.designs import stage_row
+    return [stage_row("attention", "attention head, hs 8 T 512 (emit) / hs 2 T 4 with cheap payload arithmetic "
+                      "(proof): score/softmax/output control",
+                      Attention, ATTENTION_EMITTED, ATTENTION_PROVED, CONTROL_MUTANTS, depth=8, cover_depth=20)]

@@ -14,7 +14,6 @@ gives one O beat per cycle (L cycles per W beat)."""
 
 from __future__ import annotations
 
-import functools
 
 import magma as m
 
@@ -124,9 +123,7 @@ EMBED_PROVED = (2, 8, 3)
 
 def designs():
     """Rows of `magma-llama prove` / `emit` (formal/designs.py)."""
-    from magma_llama.formal.designs import Design
-    return [Design("embed", "Embedding row fetch, L=16 w16 dim 64 (emit) / L=2 w8 dim 3 (proof): "
-                            "dim O beats per row, padding lanes skipped",
-                   emit=functools.partial(Embed, *EMBED_EMITTED),
-                   formal=lambda mutant=None: Embed(*EMBED_PROVED, mutant=mutant, formal=True),
-                   mutants=tuple(MUTANTS), depth=6)]
+    from magma_llama.formal.designs import stage_row
+    return [stage_row("embed", "Embedding row fetch, L=16 w16 dim 64 (emit) / L=2 w8 dim 3 (proof): "
+                      "dim O beats per row, padding lanes skipped",
+                      Embed, EMBED_EMITTED, EMBED_PROVED, MUTANTS, depth=6)]

@@ -55,7 +55,6 @@ class KvCache(m.Generator2):
         check_mutant(mutant, MUTANTS, "kv_cache")
         T = m.Bits[bits]
         self.name = module_name("KvCache", T, f"r{rows}", f"w{words}", mutant=mutant, formal=formal)
-        rb, wb = clog2(rows), clog2(words)
         self.io = io = clocked(W=StreamIn(KvWrite(rows, words, bits)),
                                R=StreamIn(KvAddr(rows, words)),
                                D=StreamOut(T))
@@ -134,8 +133,6 @@ KV_EMITTED = (16, 8, 32)
 
 def designs():
     """Rows of `magma-llama prove` / `emit` (formal/designs.py)."""
-    from magma_llama.formal.designs import Design
-    return [Design("kv_cache", "KV cache memory, 4x2x8 (proof) / 16x8x32 (emit), read-during-write bypass",
-                   emit=functools.partial(KvCache, *KV_EMITTED),
-                   formal=lambda mutant=None: KvCache(*KV_PROVED, mutant=mutant, formal=True),
-                   mutants=tuple(MUTANTS), depth=4)]
+    from magma_llama.formal.designs import stage_row
+    return [stage_row("kv_cache", "KV cache memory, 4x2x8 (proof) / 16x8x32 (emit), read-during-write bypass",
+                      KvCache, KV_EMITTED, KV_PROVED, MUTANTS, depth=4)]

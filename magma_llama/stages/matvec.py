@@ -228,8 +228,6 @@ MATVEC_PROVED = (2, 8, 3, 2)
 
 def designs():
     """Rows of `magma-llama prove` / `emit` (formal/designs.py)."""
-    from magma_llama.formal.designs import Design
-    return [Design("matvec", "MatVec engine, L=4 w16 3x18 (emit) / L=2 w8 2x3 (proof): counters, one Y per row",
-                   emit=functools.partial(MatVec, *MATVEC_EMITTED),
-                   formal=lambda mutant=None: MatVec(*MATVEC_PROVED, mutant=mutant, formal=True),
-                   mutants=tuple(MUTANTS), depth=6)]
+    from magma_llama.formal.designs import stage_row
+    return [stage_row("matvec", "MatVec engine, L=4 w16 3x18 (emit) / L=2 w8 2x3 (proof): two vector banks, one Y per row",
+                      MatVec, MATVEC_EMITTED, MATVEC_PROVED, MUTANTS, depth=6)]

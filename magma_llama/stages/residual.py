@@ -40,9 +40,7 @@ class Residual(ZipWith):
 
 def designs():
     """Rows of `magma-llama prove` / `emit` (formal/designs.py)."""
-    from magma_llama.formal.designs import Design
-    return [Design("residual", "Residual adder sat32(a + b) (emit) / ZipWith's xor payload (proof): "
-                               "a join and the O register, one beat a cycle",
-                   emit=Residual,
-                   formal=lambda mutant=None: Residual(mutant=mutant, formal=True),
-                   mutants=tuple(MUTANTS), depth=4)]
+    from magma_llama.formal.designs import stage_row
+    return [stage_row("residual", "Residual adder sat32(a + b) (emit) / ZipWith's xor payload (proof): "
+                      "a join and the O register, one beat a cycle",
+                      Residual, (), (), MUTANTS, depth=4)]

@@ -22,7 +22,6 @@ control, which is the same code either way."""
 
 from __future__ import annotations
 
-import functools
 
 import magma as m
 
@@ -153,10 +152,7 @@ RMSNORM_PROVED = 3
 
 def designs():
     """Rows of `magma-llama prove` / `emit` (formal/designs.py)."""
-    from magma_llama.formal.designs import Design
-    return [Design("rmsnorm", "RMSNorm, dim 64 (emit) / dim 3 with a cheap payload (proof): "
-                              "load, scale, one element per cycle",
-                   emit=functools.partial(RmsNorm, RMSNORM_EMITTED),
-                   formal=lambda mutant=None: RmsNorm(RMSNORM_PROVED, mutant=mutant, formal=True,
-                                                      cheap_payload=True),
-                   mutants=CONTROL_MUTANTS, depth=6)]
+    from magma_llama.formal.designs import stage_row
+    return [stage_row("rmsnorm", "RMSNorm, dim 64 (emit) / dim 3 with a cheap payload (proof): "
+                      "load, scale, one element per cycle",
+                      RmsNorm, (RMSNORM_EMITTED,), (RMSNORM_PROVED,), CONTROL_MUTANTS, depth=6, formal_kwargs={"cheap_payload": True})]

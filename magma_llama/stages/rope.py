@@ -21,7 +21,6 @@ ROM) with the same control code, so the solver sees no multiplier.
 
 from __future__ import annotations
 
-import functools
 
 import magma as m
 
@@ -152,9 +151,7 @@ ROPE_EMITTED = (8, 512)
 
 def designs():
     """Rows of `magma-llama prove` / `emit` (formal/designs.py)."""
-    from magma_llama.formal.designs import Design
-    return [Design("rope", "RoPE, head size 8 x 512 positions (emit) / 4 x 4 (proof, identity payload): "
-                           "order, one out per in, pairs within heads",
-                   emit=functools.partial(Rope, *ROPE_EMITTED),
-                   formal=lambda mutant=None: Rope(*ROPE_PROVED, mutant=mutant, formal=True),
-                   mutants=tuple(CONTROL_MUTANTS), depth=6)]
+    from magma_llama.formal.designs import stage_row
+    return [stage_row("rope", "RoPE, head size 8 x 512 positions (emit) / 4 x 4 (proof, identity payload): "
+                      "order, one out per in, pairs within heads",
+                      Rope, ROPE_EMITTED, ROPE_PROVED, CONTROL_MUTANTS, depth=6)]

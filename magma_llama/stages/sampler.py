@@ -27,7 +27,6 @@ is the same code in both builds."""
 
 from __future__ import annotations
 
-import functools
 
 import magma as m
 
@@ -173,9 +172,7 @@ SAMPLER_PROVED = 3
 
 def designs():
     """Rows of `magma-llama prove` / `emit` (formal/designs.py)."""
-    from magma_llama.formal.designs import Design
-    return [Design("sampler", f"Temperature sampler, vocab {SAMPLER_EMITTED} (emit) / {SAMPLER_PROVED} (proof, "
-                   "cheap payload arithmetic): phases, one token per vector",
-                   emit=functools.partial(Sampler, SAMPLER_EMITTED),
-                   formal=lambda mutant=None: Sampler(SAMPLER_PROVED, mutant=mutant, formal=True),
-                   mutants=("accept_while_busy",), depth=8, cover_depth=24)]
+    from magma_llama.formal.designs import stage_row
+    return [stage_row("sampler", f"Temperature sampler, vocab {SAMPLER_EMITTED} (emit) / {SAMPLER_PROVED} (proof, "
+                      "cheap payload arithmetic): phases, one token per vector",
+                      Sampler, (SAMPLER_EMITTED,), (SAMPLER_PROVED,), ("accept_while_busy",), depth=8, cover_depth=24)]

@@ -56,8 +56,7 @@ class SwiGlu(ZipWith):
 
 def designs():
     """Rows of `magma-llama prove` / `emit` (formal/designs.py)."""
-    from magma_llama.formal.designs import Design
-    return [Design("swiglu", "SwiGLU silu(h1)*h3 (emit) / control with an xor payload (proof): "
-                             "halves joined, one O per pair, in order",
-                   emit=SwiGlu, formal=lambda mutant=None: SwiGlu(mutant=mutant, formal=True),
-                   mutants=tuple(CONTROL_MUTANTS), depth=4)]
+    from magma_llama.formal.designs import stage_row
+    return [stage_row("swiglu", "SwiGLU silu(h1)*h3 (emit) / control with an xor payload (proof): "
+                      "halves joined, one O per pair, in order",
+                      SwiGlu, (), (), CONTROL_MUTANTS, depth=4)]
