@@ -120,7 +120,7 @@ class Decoder(m.Generator2):
 
         layout = check_config(cfg, lanes, bits)
         secs = layout.sections
-        d, hd, kvd, hs = cfg.dim, cfg.hidden_dim, cfg.kv_dim, cfg.head_size
+        d, hd, hs = cfg.dim, cfg.hidden_dim, cfg.head_size
         nl, nh, nkv, seq, vocab = cfg.n_layers, cfg.n_heads, cfg.n_kv_heads, cfg.seq_len, cfg.vocab_size
         L, WB = lanes, layout.word_bits
         self.name = f"Decoder_{cfg.dim}_{cfg.hidden_dim}_{nl}_{nh}_{nkv}_{vocab}_{seq}" + (
