@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from magma_llama.errors import UsageError
@@ -54,6 +55,10 @@ def register(subparsers) -> None:
                    help="weight memory: cycles from a request to its first word (>= 2, default 2)")
     p.add_argument("--bytes-per-cycle", type=_int_at_least(0, "bytes-per-cycle"), default=0,
                    help="weight memory bandwidth; 0 = one port word a cycle (default 0)")
+    p.add_argument("--timeline", metavar="FILE.png", help="draw where the cycles of the last position go "
+                   "(a row per unit: busy/stalled/blocked; docs/waveforms.md)")
+    p.add_argument("--timeline-text", action="store_true", help="print the cycle table (cycle, pos, layer, op, "
+                   "token) of the first positions on stderr")
     # a stand-in circuit with the decoder's ports (MODULE:FACTORY), used by the harness tests
     p.add_argument("--design", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_generate)
@@ -108,9 +113,13 @@ def cmd_generate(args) -> int:
         raise UsageError(f"steps {args.steps} is more than the model's seq_len {cfg.seq_len}")
     layout = check_config(cfg, args.lanes, WEIGHT_FORMATS[args.weights])
     trace = trace_format(args.trace) if args.trace else None
+    if args.timeline and not args.timeline.lower().endswith(".png"):
+        raise UsageError(f"--timeline {args.timeline}: the file must end in .png")
+    steps = clamp_steps(args.steps, cfg.seq_len)
+    timeline_args, timeline_file = _timeline_plusargs(args, steps)
     inv_t = 0 if args.temperature == 0 else inv_temperature_q16(args.temperature)
     seed = prng_seed(cli._seed_or_time(args.seed))
-    progress = _Progress(clamp_steps(args.steps, cfg.seq_len), args.ids)
+    progress = _Progress(steps, args.ids)
     sims = []
 
     def make_step():      # run_generation calls this after the prompt checks: build only then
@@ -122,7 +131,10 @@ def cmd_generate(args) -> int:
         hex_path = weight_hex(image, image_path, layout)
         built = build_rtl(cfg, layout.lanes, layout.bits, trace=trace, factory=factory)
         sim = RtlDecoder(built.binary, hex_path, inv_t=inv_t, seed=seed, latency=args.latency,
-                         bytes_per_cycle=args.bytes_per_cycle, trace=args.trace)
+                         bytes_per_cycle=args.bytes_per_cycle, trace=args.trace, plusargs=timeline_args)
+        if args.trace:
+            from magma_llama.decoder.waves import write_gtkw
+            print(f"gtkwave layout: {write_gtkw(built, args.trace)}", file=sys.stderr)
         sims.append(sim)
 
         def step(token, pos, sample):
@@ -139,4 +151,40 @@ def cmd_generate(args) -> int:
             sim.close()
     if sims:
         print(sims[0].stats().summary(), file=sys.stderr)
+        if timeline_file:
+            _show_timeline(args, timeline_file, sims[0], steps)
     return 0
+
+
+TIMELINE_TEXT_POSITIONS = 3     # --timeline-text: the first positions
+
+
+def _timeline_plusargs(args, steps: int):
+    """The probe's plusargs (decoder/timeline.py): the first positions for the table, the last for the picture."""
+    if not (args.timeline or args.timeline_text):
+        return (), None
+    from magma_llama import paths
+    folder = paths.build_dir() / "timeline"
+    folder.mkdir(parents=True, exist_ok=True)
+    record = folder / f"run-{os.getpid()}.txt"
+    plus = [f"+timeline={record}"]
+    if args.timeline_text:
+        plus += ["+timeline_from=0", f"+timeline_to={min(TIMELINE_TEXT_POSITIONS, steps) - 1}"]
+    if args.timeline:
+        plus.append(f"+timeline_at={steps - 1}")
+    return tuple(plus), record
+
+
+def _show_timeline(args, record, sim, steps: int) -> None:
+    from magma_llama.decoder import timeline
+    t = timeline.read_timeline(record)
+    tokens = {p: b.token for p, b in enumerate(sim.beats)}     # TOK_OUT of each position
+    if args.timeline_text:
+        first = t.window(range(min(TIMELINE_TEXT_POSITIONS, steps)))
+        print(timeline.text_table(first, tokens), file=sys.stderr)
+    if args.timeline:
+        last = t.window([steps - 1])
+        timeline.draw(last, args.timeline, title=f"{os.path.basename(args.model or 'model')}: position {steps - 1}, "
+                      f"{len(last.cycles)} cycles (L={args.lanes}, {args.weights})")
+        print(f"timeline: {args.timeline}", file=sys.stderr)
+    os.remove(record)

@@ -30,6 +30,7 @@ from typing import Callable
 
 from magma_llama import paths
 from magma_llama.decoder.memory_model import op_register_bits, write_testbench
+from magma_llama.decoder.timeline import probe_sv
 from magma_llama.decoder.weight_port import PortLayout
 from magma_llama.errors import MagmaLlamaError, UsageError
 from magma_llama.io.checkpoint import Config
@@ -227,6 +228,8 @@ def build_rtl(cfg: Config, lanes: int, bits: int, trace: str | None = None, fact
         (work / "key.json").write_text(json.dumps(inputs, sort_keys=True, indent=1))
         op_bits = op_register_bits((work / "decoder.v").read_text(), name)
         write_testbench(work / "tb.sv", name, layout.word_bits, layout.total_words, op_bits=op_bits)
+        with open(work / "tb.sv", "a") as tb:     # the timeline probe, off unless +timeline=FILE
+            tb.write(probe_sv((work / "decoder.v").read_text(), name))
         with _Ticker("verilating", log) as vl:
             _verilate(work, trace, log)
         times = {"elaborate_seconds": elab_s, "emit_seconds": emit_s, "verilate_seconds": vl.seconds}

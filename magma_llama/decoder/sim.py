@@ -68,11 +68,13 @@ class RtlDecoder:
     ready_percent: int = 100         # TOK_OUT ready density (backpressure)
     ready_seed: int = 1
     max_cycles_per_token: int = 50_000_000
+    plusargs: tuple[str, ...] = ()   # more harness arguments, e.g. the timeline probe's +timeline=FILE
     beats: list[Beat] = field(default_factory=list)
 
     def __post_init__(self):
         cmd = [str(self.binary), f"+weights={self.weights_hex}", f"+latency={self.latency}",
                f"+bytes_per_cycle={self.bytes_per_cycle}"]
+        cmd += list(self.plusargs)
         if self.trace:
             cmd += ["--trace", str(self.trace)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
