@@ -186,5 +186,6 @@ def _show_timeline(args, record, sim, steps: int) -> None:
         last = t.window([steps - 1])
         timeline.draw(last, args.timeline, title=f"{os.path.basename(args.model or 'model')}: position {steps - 1}, "
                       f"{len(last.cycles)} cycles (L={args.lanes}, {args.weights})")
-        print(f"timeline: {args.timeline}", file=sys.stderr)
+        print(f"timeline: {args.timeline} (position {steps - 1}, {len(last.cycles)} cycles)", file=sys.stderr)
+        print(timeline.totals_table(last), file=sys.stderr)
     os.remove(record)

@@ -25,6 +25,8 @@ from pathlib import Path
 from magma_llama.errors import UsageError
 
 QUICK_PROOFS = ("pipe", "fifo", "zip_with")
+UTILISATION_COLUMNS = ("model", "lanes", "weights", "positions", "latency", "bytes_per_cycle", "cycles_per_token",
+                       "predicted", "error", "bound", "utilisation", "sim_tokens_per_s")
 
 
 def register(subparsers) -> None:
@@ -167,7 +169,7 @@ def _cell(v) -> str:
     if v is None:
         return "<td>-</td>"
     if isinstance(v, float):
-        return f'<td class="num">{v:.4g}</td>'
+        return f'<td class="num">{v:,.0f}</td>' if abs(v) >= 1000 else f'<td class="num">{v:.4g}</td>'
     if isinstance(v, int):
         return f'<td class="num">{v}</td>'
     if isinstance(v, (list, dict)):
@@ -203,8 +205,12 @@ def _body(sec: Section, png: Path) -> str:
         rows = sec.extra.get("stderr", "").splitlines()
         tab = [ln for ln in rows if "|" in ln or ln.startswith("---")]
         summary = [ln for ln in rows if ln.startswith("rtl:")]
+        start = next((i for i, ln in enumerate(rows) if ln.startswith("unit ")), None)
+        units = rows[start:] if start is not None else []
         return (f'<img alt="timeline of one token" src="data:image/png;base64,{data}">'
                 + (f"<p><code>{html.escape(summary[0])}</code></p>" if summary else "")
+                + (f"<p>cycles per unit and state in that token:</p><pre>{html.escape(chr(10).join(units))}</pre>"
+                   if units else "")
                 + "<details><summary>cycle table of the first positions (--timeline-text)</summary>"
                 + f"<pre>{html.escape(chr(10).join(tab))}</pre></details>")
     rows = _json_rows(sec)
@@ -215,8 +221,7 @@ def _body(sec: Section, png: Path) -> str:
         head = (f"<p>{len(rows)} jobs, {len(rows) - len(bad)} as expected (prove pass, mutant cex, cover pass)</p>")
         return head + table(rows, [c for c in ("name", "kind", "status", "seconds", "as expected") if rows and c in rows[0]])
     if sec.key == "utilisation":
-        cols = [c for c in rows[0] if not isinstance(rows[0][c], (list, dict))] if rows else None
-        return table(rows, cols)
+        return table(rows, [c for c in UTILISATION_COLUMNS if rows and c in rows[0]])
     return table(rows)
 
 

@@ -274,6 +274,15 @@ def text_table(t: Timeline, tokens: dict[int, int] | None = None) -> str:
     return "\n".join(rows)
 
 
+def totals_table(t: Timeline) -> str:
+    """Cycles per unit and state over the recorded window, with the busy share."""
+    rows = [f"{'unit':<10} {'busy':>7} {'stalled':>7} {'blocked':>7} {'idle':>7} {'busy %':>6}"]
+    n = max(1, len(t.cycles))
+    for unit, c in t.totals().items():
+        rows.append(f"{unit:<10} {c[BUSY]:>7} {c[STALLED]:>7} {c[BLOCKED]:>7} {c[IDLE]:>7} {100 * c[BUSY] / n:>6.1f}")
+    return "\n".join(rows)
+
+
 COLOURS = {BUSY: "#2e7d32", STALLED: "#f9a825", BLOCKED: "#c62828"}
 
 
@@ -324,4 +333,4 @@ def draw(t: Timeline, path, title: str = "") -> None:
 
 
 __all__ = ["BLOCKED", "BUSY", "IDLE", "MEMORY", "STALLED", "STATE_NAMES", "Stream", "Timeline", "draw", "probe_sv",
-           "read_timeline", "register_bits", "streams_of", "text_table"]
+           "read_timeline", "register_bits", "streams_of", "text_table", "totals_table"]
