@@ -38,7 +38,7 @@ def cmd_prove(args) -> int:
             muts = ", ".join(f"{d.name}.{x}" for x in d.mutants) or "-"
             print(f"{d.name:<10} {'prove' if d.formal else 'emit only':<9} {d.doc}  [mutants: {muts}]")
         return 0
-    results, wall = runner.prove(args.names, workers=args.jobs)
+    results, wall = _prove_with_progress(args.names, args.jobs)
     if args.json:
         print(json.dumps([r.as_json() for r in results], indent=1))
     else:
@@ -53,3 +53,31 @@ def cmd_prove(args) -> int:
         print(f"{len(results)} jobs, {len(results) - len(bad)} as expected "
               f"(prove pass, mutant cex, cover pass), wall {wall:.1f} s")
     return 0 if all(r.ok for r in results) else 1
+
+
+def _prove_with_progress(names, workers: int):
+    """runner.prove, with `[done/total] jobs` rewritten in place on stderr when it is a terminal."""
+    import sys
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from magma_llama.formal import runner, sby
+
+    if not sys.stderr.isatty():
+        return runner.prove(names, workers=workers)
+    t0 = time.perf_counter()
+    print("\rcompiling the designs...", end="", file=sys.stderr, flush=True)
+    jobs = runner.plan(names)
+    done = [0]
+
+    def one(job):
+        result = sby.run(job)
+        done[0] += 1
+        bar = "#" * (20 * done[0] // len(jobs))
+        print(f"\r\033[K[{bar:<20}] {done[0]}/{len(jobs)} jobs, {time.perf_counter() - t0:.0f} s",
+              end="", file=sys.stderr, flush=True)
+        return result
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        results = list(pool.map(one, jobs))
+    print("\r\033[K", end="", file=sys.stderr, flush=True)
+    return results, time.perf_counter() - t0
