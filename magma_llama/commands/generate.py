@@ -85,8 +85,11 @@ class _Progress:
 
     def show(self, pos: int, stats) -> None:
         if self.on:
-            print(f"\r[{pos + 1}/{self.steps}] {stats.cycles_per_token:.0f} cycles/token", end="",
-                  file=sys.stderr, flush=True)
+            done = pos + 1
+            bar = "#" * (20 * done // max(1, self.steps))
+            eta = stats.wall_seconds / done * (self.steps - done)
+            print(f"\r\033[K[{bar:<20}] [{done}/{self.steps}] {stats.cycles_per_token:.0f} cycles/token, "
+                  f"{eta:.0f} s left", end="", file=sys.stderr, flush=True)
 
     def clear(self) -> None:
         if self.on:
