@@ -187,7 +187,9 @@ def _show_timeline(args, record, sim, steps: int) -> None:
         print(timeline.text_table(first, tokens), file=sys.stderr)
     if args.timeline:
         last = t.window([steps - 1])
-        timeline.draw(last, args.timeline, title=f"{os.path.basename(args.model or 'model')}: position {steps - 1}, "
+        from magma_llama import paths
+        model = os.path.basename(args.model or str(paths.default_model()))
+        timeline.draw(last, args.timeline, title=f"{model}: position {steps - 1}, "
                       f"{len(last.cycles)} cycles (L={args.lanes}, {args.weights})")
         print(f"timeline: {args.timeline} (position {steps - 1}, {len(last.cycles)} cycles)", file=sys.stderr)
         print(timeline.totals_table(last), file=sys.stderr)

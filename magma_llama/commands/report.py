@@ -26,7 +26,10 @@ from magma_llama.errors import UsageError
 
 QUICK_PROOFS = ("pipe", "fifo", "zip_with")
 UTILISATION_COLUMNS = ("model", "lanes", "weights", "positions", "latency", "bytes_per_cycle", "cycles_per_token",
-                       "predicted", "error", "bound", "utilisation", "sim_tokens_per_s")
+                       "predicted", "error", "bound", "utilisation", "port_utilisation", "sim_tokens_per_s")
+UTILISATION_HEADERS = {"cycles_per_token": "cycles/token (measured)", "predicted": "model (perf.py)",
+                       "error": "model/measured - 1", "bound": "weight-port bound", "utilisation": "bound/measured",
+                       "port_utilisation": "WDATA beats/cycle", "sim_tokens_per_s": "simulated tok/s"}
 
 
 def register(subparsers) -> None:
@@ -177,12 +180,13 @@ def _cell(v) -> str:
     return f"<td>{html.escape(str(v))}</td>"
 
 
-def table(rows: list[dict], columns: list[str] | None = None) -> str:
+def table(rows: list[dict], columns: list[str] | None = None, headers: dict | None = None) -> str:
     if not rows:
         return '<p class="note">(no rows)</p>'
     columns = columns or [k for k in rows[0] if not isinstance(rows[0][k], (list, dict))]
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(_cell(r.get(c)) for c in columns) + "</tr>" for r in rows)
+    head = "".join(f"<th>{html.escape((headers or {}).get(c, c))}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(_cell("(BOS)" if c == "prompt" and r.get(c) == "" else r.get(c))
+                                    for c in columns) + "</tr>" for r in rows)
     return f'<div class="scroll"><table><tr>{head}</tr>{body}</table></div>'
 
 
@@ -206,11 +210,15 @@ def _body(sec: Section, png: Path) -> str:
         tab = [ln for ln in rows if "|" in ln or ln.startswith("---")]
         summary = [ln for ln in rows if ln.startswith("rtl:")]
         start = next((i for i, ln in enumerate(rows) if ln.startswith("unit ")), None)
-        units = rows[start:] if start is not None else []
+        units = []
+        for ln in rows[start + 1:] if start is not None else []:
+            w = ln.split()
+            if len(w) == 6:
+                units.append(dict(zip(("unit", "busy", "stalled", "blocked", "idle"), [w[0], *map(int, w[1:5])]),
+                                  **{"busy %": float(w[5])}))
         return (f'<img alt="timeline of one token" src="data:image/png;base64,{data}">'
                 + (f"<p><code>{html.escape(summary[0])}</code></p>" if summary else "")
-                + (f"<p>cycles per unit and state in that token:</p><pre>{html.escape(chr(10).join(units))}</pre>"
-                   if units else "")
+                + ("<p>cycles per unit and state in that token:</p>" + table(units) if units else "")
                 + "<details><summary>cycle table of the first positions (--timeline-text)</summary>"
                 + f"<pre>{html.escape(chr(10).join(tab))}</pre></details>")
     rows = _json_rows(sec)
@@ -221,7 +229,7 @@ def _body(sec: Section, png: Path) -> str:
         head = (f"<p>{len(rows)} jobs, {len(rows) - len(bad)} as expected (prove pass, mutant cex, cover pass)</p>")
         return head + table(rows, [c for c in ("name", "kind", "status", "seconds", "as expected") if rows and c in rows[0]])
     if sec.key == "utilisation":
-        return table(rows, [c for c in UTILISATION_COLUMNS if rows and c in rows[0]])
+        return table(rows, [c for c in UTILISATION_COLUMNS if rows and c in rows[0]], UTILISATION_HEADERS)
     return table(rows)
 
 
