@@ -47,41 +47,15 @@ def checkpoint_path(model: str) -> Path:
     return path
 
 
-def _lift_burst_check():
-    """PortLayout refuses a section longer than one 16-bit burst, but the decoder never asks for
-    more than top.MAX_BURST words at once (a matrix is fetched in chunks), so for this decoder that
-    check refuses shapes it can run (stories15M's 32000-row classifier).  Lift only that check, in
-    this process, and only while MAX_BURST fits the length field; rows measured so are marked."""
-    from magma_llama.decoder import weight_port as wp
-    from magma_llama.decoder.top import MAX_BURST
-    if MAX_BURST >= 1 << wp.LEN_BITS or getattr(wp.PortLayout, "_burst_check_lifted", False):
-        return
-    strict = wp.PortLayout.__post_init__
-
-    def post_init(self):
-        try:
-            strict(self)
-        except wp.UnsupportedHardwareError as e:
-            if not str(e).startswith("a burst of"):
-                raise
-    wp.PortLayout.__post_init__ = post_init
-    wp.PortLayout._burst_check_lifted = True
-
-
-def _refusal(cfg, lanes: int, bits: int) -> tuple[str | None, bool]:
-    """(why the decoder refuses this hardware, or None; whether only the burst-length check did)."""
+def _refusal(cfg, lanes: int, bits: int) -> str | None:
+    """Why the decoder refuses this hardware configuration, or None."""
     from magma_llama.decoder import weight_port as wp
     from magma_llama.decoder.top import check_config
     try:
-        strict = getattr(wp.PortLayout, "_burst_check_lifted", False)
         check_config(cfg, lanes, bits)
     except wp.UnsupportedHardwareError as e:
-        return str(e), False
-    lifted = False
-    if strict:
-        layout = wp.PortLayout(cfg, lanes, bits)
-        lifted = layout.longest_burst >= 1 << wp.LEN_BITS
-    return None, lifted
+        return str(e)
+    return None
 
 
 def measure(job: dict) -> dict:
@@ -94,14 +68,13 @@ def measure(job: dict) -> dict:
     from magma_llama.numerics.image import load_or_build
     from magma_llama.numerics.weights import WEIGHT_FORMATS, weight_format
 
-    _lift_burst_check()
     model, lanes, weights, n = job["model"], job["lanes"], job["weights"], job["positions"]
     bits = WEIGHT_FORMATS[weights]
     row = {"model": model, "lanes": lanes, "weights": weights, "positions": n, "latency": job["latency"],
            "bytes_per_cycle": job["bytes_per_cycle"]}
     ckpt = read_checkpoint(str(checkpoint_path(model)))
     cfg = ckpt.config
-    refused, lifted = _refusal(cfg, lanes, bits)
+    refused = _refusal(cfg, lanes, bits)
     if refused:
         return {**row, "refused": refused}
     layout = check_config(cfg, lanes, bits)
@@ -128,7 +101,7 @@ def measure(job: dict) -> dict:
             "sim_tokens_per_s": stats.sim_tokens_per_s, "sim_cycles_per_s": stats.cycles / stats.wall_seconds,
             "run_seconds": run_s, "cached": built.cached, "elaborate_seconds": built.elaborate_seconds,
             "emit_seconds": built.emit_seconds, "build_seconds": built.verilate_seconds,
-            "ops_measured": measured_ops, "ops_predicted": predicted_ops, "burst_check_lifted": lifted,
+            "ops_measured": measured_ops, "ops_predicted": predicted_ops,
             "build": built.directory.name[:12]}
 
 
@@ -149,9 +122,6 @@ def print_table(rows: list[dict], ops: bool) -> None:
               f"{r['bound']:.0f} | {r['utilisation']:.3f} | {r['sim_tokens_per_s']:.2f} | "
               f"{_fmt(r['build_seconds'], '.0f')} | {_fmt(r['elaborate_seconds'], '.1f')} | "
               f"{_fmt(r['emit_seconds'], '.1f')} |")
-    if any(r.get("burst_check_lifted") for r in rows):
-        print("\n(rows of a shape with a section longer than 65535 port words ran with PortLayout's burst-length "
-              "check lifted: the decoder fetches in bursts of at most top.MAX_BURST words)")
     if ops:
         for r in rows:
             if "refused" in r:

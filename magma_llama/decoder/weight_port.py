@@ -26,7 +26,7 @@ from magma_llama.numerics.weights import EXP_BITS, GAIN_BITS, WEIGHT_FORMATS, we
 
 GAIN_ENTRY_BITS = GAIN_BITS + EXP_BITS
 ADDR_BITS = 32
-LEN_BITS = 16
+LEN_BITS = 16            # a request's length; the decoder splits a section into bursts of top.MAX_BURST
 
 
 class UnsupportedHardwareError(UsageError):
@@ -63,8 +63,9 @@ class PortLayout:
             raise UnsupportedHardwareError(
                 f"--lanes {self.lanes} with w{self.bits} gives {self.word_bits}-bit port words, too narrow "
                 f"for one {GAIN_ENTRY_BITS}-bit RMSNorm gain; use more lanes")
-        if self.longest_burst >= 1 << LEN_BITS:
-            raise UnsupportedHardwareError(f"a burst of {self.longest_burst} words does not fit {LEN_BITS} bits")
+        if self.total_words >= 1 << ADDR_BITS:
+            raise UnsupportedHardwareError(f"the weight image is {self.total_words} port words, more than "
+                                           f"{ADDR_BITS}-bit word addresses reach")
 
     @property
     def word_bits(self) -> int:
@@ -90,10 +91,6 @@ class PortLayout:
     @property
     def total_words(self) -> int:
         return sum(s.words for s in self.sections.values())
-
-    @property
-    def longest_burst(self) -> int:
-        return max(s.words for s in self.sections.values())
 
     @property
     def embedding(self) -> Section:
