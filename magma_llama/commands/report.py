@@ -15,6 +15,7 @@ import base64
 import html
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -97,7 +98,7 @@ def plan(args, model: str, tokenizer: str, png: Path) -> list[Section]:
                 "benchmarks/bandwidth.py on stories260K"),
         Section("yosys", "Yosys resource summary of the whole decoder",
                 _cli() + ["emit", "--model", model, "--lanes", str(args.lanes), "--weights", args.weights,
-                          "--stat", "--format", "verilog", "--out", str(png.parent / "emit")],
+                          "--stat", "--format", "verilog", "--out", str(png.parent / f"emit-{os.getpid()}")],
                 "magma-llama emit --model --stat: coarse word-level cells (no technology mapping)"),
         Section("timeline", "Timeline of one token",
                 _cli() + ["generate"] + mz + ["--lanes", str(args.lanes), "--weights", args.weights, "-t", "0",
@@ -295,6 +296,7 @@ def cmd_report(args) -> int:
     Path(args.out).write_text(render(config, sections, png, args.quick))
     if png.exists():
         png.unlink()
+    shutil.rmtree(work / f"emit-{os.getpid()}", ignore_errors=True)     # per run: two reports may run at once
     failed = [s.key for s in sections if not s.ok]
     print(f"report: {args.out}" + (f" (failed: {', '.join(failed)})" if failed else ""), file=sys.stderr)
     return 1 if failed else 0
