@@ -137,8 +137,8 @@ def _say(msg: str, log) -> None:
 class _Ticker:
     """`verilating... N s` on stderr while a long step runs (rewritten in place on a terminal)."""
 
-    def __init__(self, what: str, log):
-        self.what, self.log, self.t0 = what, log, time.monotonic()
+    def __init__(self, what: str, log, expected: float | None = None):
+        self.what, self.log, self.t0, self.expected = what, log, time.monotonic(), expected
         self.tty = log is not None and hasattr(log, "isatty") and log.isatty()
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -147,7 +147,11 @@ class _Ticker:
         period = 1.0 if self.tty else 30.0
         while not self.stop.wait(period):
             s = time.monotonic() - self.t0
-            if self.tty:
+            if self.tty and self.expected:    # a bar against the last build of this shape
+                bar = "#" * min(20, int(20 * s / self.expected))
+                print(f"\r\033[K[{bar:<20}] {self.what}... {s:.0f} s of ~{self.expected:.0f} s", end="",
+                      file=self.log, flush=True)
+            elif self.tty:
                 print(f"\r{self.what}... {s:.0f} s", end="", file=self.log, flush=True)
             else:
                 print(f"{self.what}... {s:.0f} s", file=self.log, flush=True)
@@ -162,7 +166,7 @@ class _Ticker:
         self.thread.join()
         self.seconds = time.monotonic() - self.t0
         if self.tty:
-            print("\r", end="", file=self.log)
+            print("\r\033[K", end="", file=self.log)
         _say(f"{self.what}... {self.seconds:.0f} s", self.log)
 
 
@@ -218,7 +222,8 @@ def build_rtl(cfg: Config, lanes: int, bits: int, trace: str | None = None, fact
         work = root / f"{key}.tmp"
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir()
-        with _Ticker("elaborating", log):
+        before = _previous_timings(root, inputs)
+        with _Ticker("elaborating", log, before.get("elaborate_seconds", 0) + before.get("emit_seconds", 0)):
             try:
                 name, elab_s, emit_s = _elaborate(factory, cfg, lanes, bits, work)
             except MagmaLlamaError:
@@ -230,7 +235,7 @@ def build_rtl(cfg: Config, lanes: int, bits: int, trace: str | None = None, fact
         write_testbench(work / "tb.sv", name, layout.word_bits, layout.total_words, op_bits=op_bits)
         with open(work / "tb.sv", "a") as tb:     # the timeline probe, off unless +timeline=FILE
             tb.write(probe_sv((work / "decoder.v").read_text(), name))
-        with _Ticker("verilating", log) as vl:
+        with _Ticker("verilating", log, before.get("verilate_seconds")) as vl:
             _verilate(work, trace, log)
         times = {"elaborate_seconds": elab_s, "emit_seconds": emit_s, "verilate_seconds": vl.seconds}
         (work / TIMINGS).write_text(json.dumps(times, indent=1))
@@ -238,6 +243,25 @@ def build_rtl(cfg: Config, lanes: int, bits: int, trace: str | None = None, fact
         os.replace(work, final)
         _say(f"built {final}", log)
         return RtlBuild(final, final / "obj" / BINARY, layout, trace, cached=False, **times)
+
+
+def _previous_timings(root: Path, inputs: dict) -> dict:
+    """The timings of the newest earlier build of the same shape (config, lanes, bits, trace, factory):
+    what the progress bars measure against; {} when there is none."""
+    same = ("config", "lanes", "bits", "trace", "factory")
+    inputs = json.loads(json.dumps(inputs))       # as key.json holds it (tuples become lists)
+    best, newest = {}, 0.0
+    for key in root.glob("*/key.json"):
+        try:
+            old = json.loads(key.read_text())
+            mtime = key.stat().st_mtime
+        except (OSError, ValueError):
+            continue
+        if mtime > newest and all(old.get(k) == inputs.get(k) for k in same):
+            found = _timings(key.parent)
+            if found:
+                best, newest = found, mtime
+    return best
 
 
 def _timings(directory: Path) -> dict:
