@@ -143,6 +143,8 @@ def cmd_generate(args) -> int:
         def step(token, pos, sample):
             out = sim.step(token, pos, sample)
             progress.show(pos, sim.stats())
+            if pos + 1 == progress.steps:     # before run_generation prints the --ids line
+                progress.clear()
             return out
         return step
 
