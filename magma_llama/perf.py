@@ -6,9 +6,9 @@ runs on (docs/stages.md) and the words it takes from the weight port:
 
 - a MatVec op takes its matrix's port words one a cycle (`rows * ceil(cols / L)`; at a
   bandwidth limit of B bytes/cycle, ceil(word_bits / 8) / B cycles a word), plus a few
-  cycles after the last word for the result to pass the units behind MatVec; W2 also
-  loads its `hidden` vector first (the other projections find theirs loaded by the op
-  before, or keep it);
+  cycles after the last word for the result to pass the units behind MatVec (every
+  projection finds its vector loaded: MatVec has two vector banks, and the op before
+  fills one while it runs, or the vector is kept);
 - an RMSNorm op scales and streams out `dim` elements (its vector was loaded by the op
   that wrote x: EMB, O or W2), taking the gains from the port;
 - ATT runs head after head, each `head_size + pos + ATT_PER_HEAD` cycles on the
@@ -32,7 +32,7 @@ from magma_llama.io.checkpoint import Config
 
 # --- fixed costs per op (cycles), measured on the RTL's op counters -----------------------
 OP_STEP = 1            # IDLE with the next token already there: the one cycle of the op itself
-MATVEC_TAIL = 2        # after a matrix's last word: MatVec's Y register, then the op's last-result cycle
+MATVEC_TAIL = 3        # after a matrix's last word: MatVec's two pipeline registers, then the op's last-result cycle
 STAGE_TAIL = 1         # one more registered unit behind MatVec (Residual, SwiGLU, Argmax)
 ROPE_TAIL = 2          # RoPE behind MatVec (Q, K): its pair buffer holds one element back
 NORM_TAIL = 2          # RmsNorm (vector already loaded): SCALE, then the output register
@@ -76,7 +76,7 @@ def op_cycles(cfg: Config, hw: Hardware, pos: float) -> dict[str, float]:
         "NORM_FFN": norm,
         "W1": words("w1") + MATVEC_TAIL,
         "W3": words("w3") + MATVEC_TAIL + STAGE_TAIL,
-        "W2": h + words("w2") + MATVEC_TAIL + STAGE_TAIL,
+        "W2": words("w2") + MATVEC_TAIL + STAGE_TAIL,    # hb loaded MatVec's other vector bank during W3
     }
     emb_words = layout.embedding.words_per_row * cpw
     out = {"IDLE": OP_STEP, "EMB": max(d, emb_words) + hw.latency + EMB_TAIL}
