@@ -15,6 +15,8 @@ from magma_llama.decoder.timeline import register_bits, streams_of
 SCOPE = "TOP.TbTop"
 BINARY, DECIMAL, HEX = "@28", "@24", "@22"
 GROUP_OPEN, GROUP_CLOSE = "@800200", "@1000200"
+# zoom 2^-7: about 300 cycles across the window (a cycle is 2 time units), no markers set
+ZOOM = "*-7.000000 -1" + " -1" * 26
 
 
 def decoder_name(tb_sv: str) -> str | None:
@@ -23,7 +25,7 @@ def decoder_name(tb_sv: str) -> str | None:
 
 
 def gtkw_text(verilog: str, decoder: str, dumpfile: str) -> str:
-    lines = [f'[dumpfile] "{dumpfile}"', "[size] 1600 900", "[treeopen] TOP.", f"[treeopen] {SCOPE}.",
+    lines = [f'[dumpfile] "{dumpfile}"', "[size] 1600 900", ZOOM, "[timestart] 0", "[treeopen] TOP.", f"[treeopen] {SCOPE}.",
              "[sst_width] 260", "[signals_width] 240", BINARY, f"{SCOPE}.CLK", f"{SCOPE}.RESET", DECIMAL,
              f"{SCOPE}.cycles[63:0]"]
     for reg in ("op", "layer", "pos"):
