@@ -144,6 +144,8 @@ class _Ticker:
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
+        if self.log is None:          # quiet (e.g. a benchmark's --json): print nothing, anywhere
+            return
         period = 1.0 if self.tty else 30.0
         while not self.stop.wait(period):
             s = time.monotonic() - self.t0
