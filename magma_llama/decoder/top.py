@@ -96,13 +96,13 @@ def check_config(cfg: Config, lanes: int, bits: int) -> PortLayout:
     return layout
 
 
-def op_shapes(cfg: Config) -> dict[str, tuple[int, int, int]]:
-    """(results delivered, MatVec cols, MatVec rows) per op.  Ops that load MatVec's vector
-    for the next projection (NORM_*, ATT) give its length as cols."""
+def op_shapes(cfg: Config) -> dict[str, tuple[int, int]]:
+    """(results delivered, MatVec rows) per op.  An op whose results load MatVec's vector
+    (dst "matvec") delivers that vector's length."""
     d, h, kv, v = cfg.dim, cfg.hidden_dim, cfg.kv_dim, cfg.vocab_size
-    return {"IDLE": (1, 0, 0), "EMB": (d, 0, 0), "NORM_ATT": (d, d, 0), "Q": (d, d, d), "K": (kv, d, kv),
-            "V": (kv, d, kv), "ATT": (d, d, 0), "O": (d, d, d), "NORM_FFN": (d, d, 0), "W1": (h, d, h),
-            "W3": (h, d, h), "W2": (d, h, d), "NORM_FIN": (d, d, 0), "CLS": (1, d, v)}
+    return {"IDLE": (1, 0), "EMB": (d, 0), "NORM_ATT": (d, 0), "Q": (d, d), "K": (kv, kv), "V": (kv, kv),
+            "ATT": (d, 0), "O": (d, d), "NORM_FFN": (d, 0), "W1": (h, h), "W3": (h, h), "W2": (d, d),
+            "NORM_FIN": (d, 0), "CLS": (1, v)}
 
 
 class Decoder(m.Generator2):
@@ -165,9 +165,9 @@ class Decoder(m.Generator2):
         amax = Argmax(vocab)(name="argmax")
         smp = Sampler(vocab)(name="sampler")
         # the length of the vector an op loads into MatVec's other bank (for the next op)
-        mv.load_cols @= table({o.name: (hd if o.name == "W3" else d) for o in PROGRAM if o.dst == "matvec"},
+        mv.load_cols @= table({o.name: shapes[o.name][0] for o in PROGRAM if o.dst == "matvec"},
                               len(mv.load_cols))
-        mv.n_rows @= table({k: s[2] for k, s in shapes.items()}, len(mv.n_rows))
+        mv.n_rows @= table({k: s[1] for k, s in shapes.items()}, len(mv.n_rows))
         mv.keep_x @= any_of([is_op(o.name) for o in PROGRAM if o.keep_x])
         rope.pos @= pos.O
         att.pos @= pos.O
@@ -308,28 +308,21 @@ class Decoder(m.Generator2):
                         fresh.O)
 
         # ---- buffer readers ---------------------------------------------------------------
-        def reader(name, ops: dict[str, int]):
-            """Streams n elements (per op) of a buffer from index 0: (valid, index, fire)."""
+        def reader(name, ops: dict[str, int], ready):
+            """Streams n elements (n per op) of a buffer from index 0 during those ops:
+            (index register, active register)."""
             ib = clog2(max(d, hd) + 1)
             idx = ctrl_reg(m.UInt[ib], f"{name}_idx")
             active = ctrl_reg(m.Bit, f"{name}_active")
-            n_m1 = table({k: v - 1 for k, v in ops.items()}, ib)
-            used = any_of([is_op(o) for o in ops])
-            return idx, active, n_m1, used
-
-        def run_reader(idx, active, n_m1, used, ready):
             fire = active.O & ready
-            last = idx.O == n_m1
-            idx.I @= m.mux([m.mux([idx.O, idx.O + 1], fire), m.uint(0, len(idx.O))], fresh.O | (fire & last))
-            active.I @= m.mux([active.O & ~(fire & last), used], fresh.O)
-            return fire
+            last = idx.O == table({k: v - 1 for k, v in ops.items()}, ib)
+            idx.I @= m.mux([m.mux([idx.O, idx.O + 1], fire), m.uint(0, ib)], fresh.O | (fire & last))
+            active.I @= m.mux([active.O & ~(fire & last), any_of([is_op(o) for o in ops])], fresh.O)
+            return idx, active
 
         aux_ops = {o.name: (hd if o.aux == "hb" else d) for o in PROGRAM if o.aux}
-        x_idx, x_act, x_n, x_used = reader("aux", aux_ops)
-        x_ready = m.mux([res.A.ready, glu.H1.ready], is_op("W3"))
-        run_reader(x_idx, x_act, x_n, x_used, x_ready)
-        q_idx, q_act, q_n, q_used = reader("qsrc", {"ATT": d})
-        run_reader(q_idx, q_act, q_n, q_used, att.Q.ready)
+        x_idx, x_act = reader("aux", aux_ops, m.mux([res.A.ready, glu.H1.ready], is_op("W3")))
+        q_idx, q_act = reader("qsrc", {"ATT": d}, att.Q.ready)
 
         def by_op(values: dict, default):
             return m.mux(pad_pow2([values.get(o.name, default) for o in PROGRAM]), op.O)
@@ -392,13 +385,8 @@ class Decoder(m.Generator2):
             buf.WE @= w_fire & is_op(*writers)
             buf.WADDR @= w_cnt.O[:len(buf.WADDR)]
             buf.WDATA @= w_data
-        for name, buf in bufs.items():
-            readers = {o.name: x_idx for o in PROGRAM if o.aux == name}
-            if name == "q":
-                buf.RADDR @= q_idx.O[:len(buf.RADDR)]
-            else:
-                buf.RADDR @= by_op({k: v.O[:len(buf.RADDR)] for k, v in readers.items()},
-                                   m.bits(0, len(buf.RADDR)))
+        for name, buf in bufs.items():        # q is read by attention, x and hb by the aux reader
+            buf.RADDR @= (q_idx if name == "q" else x_idx).O[:len(buf.RADDR)]
         e_idx = ctrl_reg(m.UInt[clog2(hs)], "kv_elem")
         w_kvh = ctrl_reg(m.UInt[clog2(nkv)], "kv_head_w")
         is_kv = is_op("K", "V")
