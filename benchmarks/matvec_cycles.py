@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -51,9 +50,9 @@ def _wrapper(L, rows, cols):
 
 def measure(job):
     L, rows, cols = job
-    import fault
-    from magma_llama.toolchain import tool_env
-    os.environ["PATH"] = tool_env()["PATH"]
+    from magma_llama.formal.emit import MLIR_OPTS
+    from magma_llama.streams.testbench import fault_ready
+    fault = fault_ready()
     circ = _wrapper(L, rows, cols)
     n = cols + 2 * rows * (-(-cols // L)) + 16
     t = fault.Tester(circ, circ.CLK)
@@ -64,10 +63,7 @@ def measure(job):
     loop.print("c %x %x %x ;\\n", circ.X_ready, circ.W_ready, circ.Y_valid)
     loop.step(2)
     with tempfile.TemporaryDirectory() as d:
-        t.compile_and_run("verilator", directory=d, magma_output="mlir-verilog",
-                          magma_opts=dict(disallow_local_variables=True,
-                                          disallow_packed_struct_assignments=True,
-                                          flatten_all_tuples=True),
+        t.compile_and_run("verilator", directory=d, magma_output="mlir-verilog", magma_opts=MLIR_OPTS,
                           flags=["-Wno-fatal", "--output-split", "0"], disp_type="on_error")
         log = (Path(d) / "obj_dir" / f"{circ.name}.log").read_text()
     rows_log = [tuple(int(x, 16) for x in r.split()[1:]) for r in (s.strip() for s in log.split(";"))

@@ -14,7 +14,6 @@ mismatch, showing the comparison can fail.
 from __future__ import annotations
 
 import math
-import os
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -176,18 +175,12 @@ def edge_operands():
 
 
 def _simulate(workdir):
-    import importlib
-
-    import fault
-    import magma as m
-    if not hasattr(m, "ref"):
-        m.ref = importlib.import_module("magma.ref")
-    from magma_llama.toolchain import tool_env
-    os.environ["PATH"] = tool_env()["PATH"]
+    from magma_llama.formal.emit import MLIR_OPTS
+    from magma_llama.streams.testbench import fault_ready, printf_format
+    fault = fault_ready()
     bench, signals = _bench()
     tester = fault.Tester(bench, bench.CLK)
-    # printf's %x reads 32 bits: 64-bit signals need %lx
-    fmt = "v " + " ".join("%lx" if len(getattr(bench, k)) > 32 else "%x" for k in signals) + " ;\\n"
+    fmt = "v " + " ".join(printf_format(k, len(getattr(bench, k))) for k in signals) + " ;\\n"
     tester.poke(bench.poke, 1)
     tester.poke(bench.load, 0)
     for av, bv, sv in edge_operands():
@@ -207,9 +200,7 @@ def _simulate(workdir):
         loop.step(2)
     workdir.mkdir(parents=True, exist_ok=True)
     tester.compile_and_run("verilator", directory=str(workdir), magma_output="mlir-verilog",
-                           magma_opts=dict(disallow_local_variables=True,
-                                           disallow_packed_struct_assignments=True,
-                                           flatten_all_tuples=True),
+                           magma_opts=MLIR_OPTS,
                            flags=["-Wno-fatal", "--output-split", "0"], skip_compile=False, disp_type="on_error")
     log = Path(workdir) / "obj_dir" / f"{bench.name}.log"
     rows = []

@@ -175,20 +175,11 @@ class _Ticker:
 def _elaborate(factory, cfg: Config, lanes: int, bits: int, work: Path) -> tuple[str, float, float]:
     """Elaborate the circuit (the generator runs) and emit it to work/decoder.v (plus any external
     SRAM models): (module name, elaboration seconds, emit seconds)."""
-    import magma as m
-
-    from magma_llama.stages.sram import sources_for
+    from magma_llama.formal.emit import compile_verilog
     t0 = time.monotonic()
     circuit = factory(cfg, lanes, bits)
     t1 = time.monotonic()
-    base = work / "decoder"
-    m.compile(str(base), circuit, output="mlir-verilog", disallow_local_variables=True,
-              disallow_packed_struct_assignments=True, flatten_all_tuples=True)
-    verilog = base.with_suffix(".v")
-    srams = sources_for(verilog.read_text())
-    if srams:
-        with open(verilog, "a") as f:
-            f.write("\n" + srams)
+    compile_verilog(circuit, work, stem="decoder")
     return circuit.name, t1 - t0, time.monotonic() - t1
 
 

@@ -15,19 +15,22 @@ from magma_llama.paths import REPO
 
 FORMATS = ("coreir", "verilog")
 WAIVERS = REPO / "formal" / "lint_waivers.vlt"
-VERILOG_OPTS = dict(output="mlir-verilog", disallow_local_variables=True,
-                    disallow_packed_struct_assignments=True, flatten_all_tuples=True)
+# the CIRCT options under which Yosys and Verilator read magma's Verilog (fault takes them
+# as `magma_opts`, with `magma_output="mlir-verilog"`)
+MLIR_OPTS = dict(disallow_local_variables=True, disallow_packed_struct_assignments=True, flatten_all_tuples=True)
+VERILOG_OPTS = dict(output="mlir-verilog", **MLIR_OPTS)
 
 
 class EmitError(MagmaLlamaError):
     """A design could not be compiled or written."""
 
 
-def compile_verilog(circuit, outdir: Path) -> Path:
-    """Verilog as Yosys and Verilator read it (the form proofs and simulations use)."""
+def compile_verilog(circuit, outdir: Path, stem: str | None = None) -> Path:
+    """Verilog as Yosys and Verilator read it (the form proofs and simulations use), with the
+    external SRAM models it needs, in outdir/<stem or the top's name>.v."""
     import magma as m
     outdir.mkdir(parents=True, exist_ok=True)
-    base = outdir / circuit.name
+    base = outdir / (stem or circuit.name)
     m.compile(str(base), circuit, **VERILOG_OPTS)
     mlir = base.with_suffix(".mlir")
     if mlir.exists():

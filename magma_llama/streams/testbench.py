@@ -153,10 +153,25 @@ class Run:
         return [r[f"{key}_data"] for r in self.rows if r[f"{key}_valid"] and r[f"{key}_ready"]]
 
 
-def _printf_format(name: str, T) -> str:
-    """fault hands the format to the C++ printf and passes Verilator's port word: 32 bits
-    up to 32-bit signals, a uint64_t (unsigned long) for 33..64; wider ones are arrays."""
-    n = width(T.undirected_t)
+def fault_ready():
+    """fault, set up to run: magma's `ref` submodule reachable (fault reads `m.ref`; after an
+    earlier failed `import magma`, e.g. with a PATH lacking `which`, the submodule is in
+    sys.modules but not an attribute) and the venv's bin/ first on PATH (fault calls
+    `verilator` by name)."""
+    import importlib
+
+    import fault
+    if not hasattr(m, "ref"):
+        m.ref = importlib.import_module("magma.ref")
+    from magma_llama.toolchain import tool_env
+    os.environ["PATH"] = tool_env()["PATH"]
+    return fault
+
+
+def printf_format(name: str, n: int) -> str:
+    """The printf conversion for an n-bit signal: fault hands the format to the C++ printf and
+    passes Verilator's port word: 32 bits up to 32-bit signals, a uint64_t (unsigned long) for
+    33..64; wider ones are arrays."""
     if n > 64:
         raise ValueError(f"{name} is {n} bits: fault prints at most 64; list its port in `unprinted`")
     return "%lx" if n > 32 else "%x"
@@ -170,23 +185,13 @@ def run_bench(bench, infos: dict, extras: list, runs: list[tuple[int, int, int]]
     headers that fault's make call does not build).  `unprinted`: port keys whose payload
     is not logged (fault prints at most 64 bits of a signal, and a wider one is refused; a
     source's beats are known from its ROM anyway), only their valid and ready."""
-    import importlib
-
-    import fault
-    if not hasattr(m, "ref"):
-        # fault reads `m.ref`; after an earlier failed `import magma` (e.g. with a PATH
-        # lacking `which`) the submodule is in sys.modules but not an attribute
-        m.ref = importlib.import_module("magma.ref")
-
-    from magma_llama.toolchain import tool_env
-
-    # fault calls `verilator` by name: put the venv's bin/ first on PATH
-    os.environ["PATH"] = tool_env()["PATH"]
+    from magma_llama.formal.emit import MLIR_OPTS
+    fault = fault_ready()
     signals = []
     for key in infos:
         signals += [f"{key}_valid", f"{key}_ready"] + ([] if key in unprinted else [f"{key}_data"])
     signals += extras
-    formats = [_printf_format(s, type(getattr(bench, s))) for s in signals]
+    formats = [printf_format(s, width(type(getattr(bench, s)).undirected_t)) for s in signals]
     tester = fault.Tester(bench, bench.CLK)
     for n, (seed, vd, rd) in enumerate(runs):
         tester.poke(bench.seed, seed)
@@ -202,10 +207,8 @@ def run_bench(bench, infos: dict, extras: list, runs: list[tuple[int, int, int]]
         loop.step(2)
     directory.mkdir(parents=True, exist_ok=True)
     tester.compile_and_run("verilator", directory=str(directory), magma_output="mlir-verilog",
-                           magma_opts=dict(disallow_local_variables=True,
-                                           disallow_packed_struct_assignments=True,
-                                           flatten_all_tuples=True),
-                           flags=["-Wno-fatal", *flags], skip_compile=False, disp_type="on_error")
+                           magma_opts=MLIR_OPTS, flags=["-Wno-fatal", *flags], skip_compile=False,
+                           disp_type="on_error")
     log = Path(directory) / "obj_dir" / f"{bench.name}.log"
     out: list[Run] = []
     # fault's log keeps printf output but not always its newlines: records end with ';'
