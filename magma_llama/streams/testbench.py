@@ -168,6 +168,16 @@ def fault_ready():
     return fault
 
 
+def sram_libraries(directory: Path) -> list[str]:
+    """fault's `include_verilog_libraries` for a bench: the models of the external SRAMs
+    (stages/sram.py) declared so far, which magma's Verilog leaves as module references."""
+    from magma_llama.stages.sram import sram_sources, write_sram_sources
+    if not sram_sources():
+        return []
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    return [write_sram_sources(Path(directory) / "srams.v")]
+
+
 def printf_format(name: str, n: int) -> str:
     """The printf conversion for an n-bit signal: fault hands the format to the C++ printf and
     passes Verilator's port word: 32 bits up to 32-bit signals, a uint64_t (unsigned long) for
@@ -208,7 +218,7 @@ def run_bench(bench, infos: dict, extras: list, runs: list[tuple[int, int, int]]
     directory.mkdir(parents=True, exist_ok=True)
     tester.compile_and_run("verilator", directory=str(directory), magma_output="mlir-verilog",
                            magma_opts=MLIR_OPTS, flags=["-Wno-fatal", *flags], skip_compile=False,
-                           disp_type="on_error")
+                           include_verilog_libraries=sram_libraries(directory), disp_type="on_error")
     log = Path(directory) / "obj_dir" / f"{bench.name}.log"
     out: list[Run] = []
     # fault's log keeps printf output but not always its newlines: records end with ';'
