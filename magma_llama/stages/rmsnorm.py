@@ -7,8 +7,8 @@ Ports (ready/valid streams, CLK and a synchronous RESET):
   signed (`golden.stages.GainVector`'s per-element mantissa and exponent);
 - `O` (out): `dim` Q12.20 beats, the normalised vector.
 
-Three phases.  LOAD: X.ready is high; each beat is stored in the vector buffer (dim x 32
-registers) and rshr(x^2, DOT_SHIFT) is added to the 64-bit sum of squares.  SCALE (one
+Three phases.  LOAD: X.ready is high; each beat is stored in the vector buffer (a dim x 32
+memory) and rshr(x^2, DOT_SHIFT) is added to the 64-bit sum of squares.  SCALE (one
 cycle): r = scale_mul(rsqrt(ss + dim*eps, 2F - DOT_SHIFT), sqrt(dim)) is registered.
 NORM: one element per cycle while G is valid and O is free: u = apply_scale(x_i, r),
 then sat32(shift(u * g_mant, g_exp)) into the O register, taking one G beat.  After
@@ -29,7 +29,8 @@ from magma_llama.golden.stages import RmsNormConsts
 from magma_llama.numerics.fixed import ACC_BITS, ACT_BITS, DOT_SHIFT
 from magma_llama.numerics.weights import EXP_BITS, GAIN_BITS
 from magma_llama.stages import units
-from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg, pad_pow2
+from magma_llama.stages.sram import Sram
+from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg
 from magma_llama.streams.types import StreamIn, StreamOut, clog2
 
 ACT = m.Bits[ACT_BITS]
@@ -73,13 +74,16 @@ class RmsNorm(m.Generator2):
         last_load = load_idx.O == (dim - 2 if mutant == "short_load" and dim > 1 else dim - 1)
         last_norm = norm_idx.O == (dim - 1)
 
-        # the vector buffer, written in LOAD, read in element order in NORM
-        xbuf = []
-        for i in range(dim):
-            r = data_reg(ACT, f"x{i}")
-            r.I @= m.mux([r.O, io.X.data], x_fire & (load_idx.O == i))
-            xbuf.append(r.O)
-        x_i = m.mux(pad_pow2(xbuf), norm_idx.O) if dim > 1 else xbuf[0]
+        # the vector buffer, written in LOAD, read in element order in NORM: a memory with one
+        # write and one combinational read port (stages/sram.Sram), not dim registers each
+        # with its own write enable behind a dim-way read mux
+        xbuf = Sram(1 << len(load_idx.O), ACT_BITS)(name="xbuf")
+        xbuf.CLK @= io.CLK
+        xbuf.WE @= x_fire
+        xbuf.WADDR @= m.bits(load_idx.O)
+        xbuf.WDATA @= io.X.data
+        xbuf.RADDR @= m.bits(norm_idx.O)
+        x_i = xbuf.RDATA
 
         # payload arithmetic
         r_mant = data_reg(m.UInt[units.MANT_BITS], "r_mant")
