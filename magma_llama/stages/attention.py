@@ -32,7 +32,7 @@ import magma as m
 
 from magma_llama.numerics import tables as T
 from magma_llama.numerics.fixed import ACC_BITS, ACT_BITS, ACT_FRAC, ATT_EXTRA, DOT_SHIFT, ONE_Q30, Q30
-from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg, pad_pow2
+from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg, load_when, pad_pow2
 from magma_llama.streams.types import StreamIn, StreamOut, clog2
 
 ACT = m.Bits[ACT_BITS]
@@ -153,18 +153,18 @@ class Attention(m.Generator2):
         # score side
         k_pos = ctrl_reg(m.UInt[pb], "k_pos")
         s_full = ctrl_reg(m.Bit, "s_full")
-        s_reg = data_reg(ACT, "score")
+        s_reg = data_reg(ACT, "score", enable=True)
         # softmax side
         phase = ctrl_reg(m.UInt[2], "phase")
         v_pos = ctrl_reg(m.UInt[pb], "v_pos")
         out_idx = ctrl_reg(m.UInt[clog2(hs)], "out_idx")
         o_valid = ctrl_reg(m.Bit, "o_valid")
-        o_data = data_reg(ACT, "o_data")
-        mx = data_reg(ACT, "run_max")
-        l_acc = data_reg(ACC, "l_sum")
-        o_acc = [data_reg(ACC, f"o_acc{i}") for i in range(hs)]
-        mant = data_reg(m.UInt[P_BITS], "inv_mant")
-        exp = data_reg(m.SInt[EXP_W], "inv_exp")
+        o_data = data_reg(ACT, "o_data", enable=True)
+        mx = data_reg(ACT, "run_max", enable=True)
+        l_acc = data_reg(ACC, "l_sum", enable=True)
+        o_acc = [data_reg(ACC, f"o_acc{i}", enable=True) for i in range(hs)]
+        mant = data_reg(m.UInt[P_BITS], "inv_mant", enable=True)
+        exp = data_reg(m.SInt[EXP_W], "inv_exp", enable=True)
 
         # handshakes
         q_last = q_idx.O == (hs - 1)
@@ -195,24 +195,24 @@ class Attention(m.Generator2):
         # score stage
         k_pos.I @= m.mux([k_pos.O, _step(k_pos.O, k_last)], k_fire)
         s_full.I @= k_fire | (s_full.O & ~v_fire)
-        s_reg.I @= m.mux([s_reg.O, math.score(qbuf, [io.K.data[i] for i in range(hs)])], k_fire)
+        load_when(s_reg, k_fire, math.score(qbuf, [io.K.data[i] for i in range(hs)]))
 
         # softmax stage
         mx_new, l_new, o_new = math.update(v_first, s_reg.O, mx.O, l_acc.O, [r.O for r in o_acc],
                                            [io.V.data[i] for i in range(hs)])
-        mx.I @= m.mux([mx.O, mx_new], v_fire)
-        l_acc.I @= m.mux([l_acc.O, l_new], v_fire)
+        load_when(mx, v_fire, mx_new)
+        load_when(l_acc, v_fire, l_new)
         for r, nxt in zip(o_acc, o_new):
-            r.I @= m.mux([r.O, nxt], v_fire)
+            load_when(r, v_fire, nxt)
         v_pos.I @= m.mux([v_pos.O, _step(v_pos.O, v_last)], v_fire)
         inv_mant, inv_exp = math.finish(l_acc.O)
         in_fin = phase.O == FIN_PHASE
-        mant.I @= m.mux([mant.O, inv_mant], in_fin)
-        exp.I @= m.mux([exp.O, inv_exp], in_fin)
+        load_when(mant, in_fin, inv_mant)
+        load_when(exp, in_fin, inv_exp)
 
         # output
         oi = m.mux(pad_pow2([r.O for r in o_acc]), out_idx.O) if hs > 1 else o_acc[0].O
-        o_data.I @= m.mux([o_data.O, math.out(oi, mant.O, exp.O)], o_load)
+        load_when(o_data, o_load, math.out(oi, mant.O, exp.O))
         o_valid.I @= o_load | (o_valid.O & ~io.O.ready & m.bit(mutant != "drop_o"))
         out_idx.I @= m.mux([out_idx.O, _step(out_idx.O, out_last)], o_load)
         nxt_phase = m.mux([phase.O, m.uint(FIN_PHASE, 2)], v_fire & v_last)

@@ -21,7 +21,7 @@ from magma_llama.numerics.fixed import ACC_BITS, ACT_BITS, ACT_FRAC
 from magma_llama.numerics.weights import EXP_BITS
 from magma_llama.stages import units
 from magma_llama.stages.matvec import WeightBeat, beats_per_row
-from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg, pad_pow2
+from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg, load_when, pad_pow2
 from magma_llama.streams.types import StreamIn, StreamOut, clog2
 
 ACT = m.Bits[ACT_BITS]
@@ -58,7 +58,7 @@ class Embed(m.Generator2):
         lane = ctrl_reg(m.UInt[clog2(L)], "lane")
         beat = ctrl_reg(m.UInt[clog2(B)], "beat")
         o_valid = ctrl_reg(m.Bit, "o_valid")
-        o_data = data_reg(ACT, "o_data")
+        o_data = data_reg(ACT, "o_data", enable=True)
         mants = [data_reg(m.Bits[bits], f"mant{j}") for j in range(L)]
         exps = [data_reg(m.Bits[EXP_BITS], f"exp{j}") for j in range(L)]
 
@@ -81,7 +81,7 @@ class Embed(m.Generator2):
         lane.I @= m.mux([lane.O, m.mux([lane.O + 1, zero_lane], lane_end)], step)
         beat.I @= m.mux([beat.O, m.mux([beat.O + 1, m.uint(0, len(beat.O))], last_beat)], beat_done)
         o_valid.I @= step | (o_valid.O & ~io.O.ready) if mutant != "drop_stalled" else step
-        o_data.I @= m.mux([o_data.O, m.bits(element(mant, exp))], step)
+        load_when(o_data, step, m.bits(element(mant, exp)))
 
         io.W.ready @= w_ready
         io.O.valid @= o_valid.O

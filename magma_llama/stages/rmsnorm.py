@@ -30,7 +30,7 @@ from magma_llama.numerics.fixed import ACC_BITS, ACT_BITS, DOT_SHIFT
 from magma_llama.numerics.weights import EXP_BITS, GAIN_BITS
 from magma_llama.stages import units
 from magma_llama.stages.sram import Sram
-from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg
+from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg, load_when
 from magma_llama.streams.types import StreamIn, StreamOut, clog2
 
 ACT = m.Bits[ACT_BITS]
@@ -62,9 +62,9 @@ class RmsNorm(m.Generator2):
         phase = ctrl_reg(m.UInt[2], "phase", init=LOAD)
         load_idx = ctrl_reg(m.UInt[clog2(dim)], "load_idx")
         norm_idx = ctrl_reg(m.UInt[clog2(dim)], "norm_idx")
-        ss = ctrl_reg(ACC, "ss")
+        ss = ctrl_reg(ACC, "ss", enable=True)
         o_valid = ctrl_reg(m.Bit, "o_valid")
-        o_data = data_reg(ACT, "o_data")
+        o_data = data_reg(ACT, "o_data", enable=True)
 
         loading, scaling, norming = phase.O == LOAD, phase.O == SCALE, phase.O == NORM
         x_ready = loading | norming if mutant == "x_while_norm" else loading
@@ -86,12 +86,14 @@ class RmsNorm(m.Generator2):
         x_i = xbuf.RDATA
 
         # payload arithmetic
-        r_mant = data_reg(m.UInt[units.MANT_BITS], "r_mant")
-        r_exp = data_reg(m.SInt[units.EXP_BITS], "r_exp")
+        # the scale (mant, exp) is one register, so its whole datapath feeds one `if (scaling)`
+        r_reg = data_reg(m.Bits[units.MANT_BITS + units.EXP_BITS], "r_scale", enable=True)
+        r_mant = m.uint(r_reg.O[:units.MANT_BITS])
+        r_exp = m.sint(r_reg.O[units.MANT_BITS:])
         if cheap_payload:
             ss_add = m.sext_to(m.sint(io.X.data), ACC_BITS)
             scale = (m.uint(m.bits(ss.O)[:units.MANT_BITS]), m.sint(m.bits(ss.O)[32:32 + units.EXP_BITS]))
-            out = x_i ^ m.zext_to(io.G.data.mant, ACT_BITS) ^ m.zext_to(m.bits(r_mant.O), ACT_BITS)
+            out = x_i ^ m.zext_to(io.G.data.mant, ACT_BITS) ^ m.zext_to(m.bits(r_mant), ACT_BITS)
         else:
             x64 = m.sext_to(m.sint(io.X.data), ACC_BITS)
             ss_add = units.rshr(x64 * x64, DOT_SHIFT)
@@ -99,21 +101,20 @@ class RmsNorm(m.Generator2):
             r_raw = units.rsqrt(m.uint(m.bits(ss.O + m.sint(eps, ACC_BITS))), 2 * c.frac - DOT_SHIFT)
             sqrt_dim = (m.uint(c.sqrt_dim[0], units.MANT_BITS), m.sint(c.sqrt_dim[1], units.EXP_BITS))
             scale = units.scale_mul(r_raw, sqrt_dim)
-            u = units.apply_scale(x_i, r_mant.O, r_exp.O, ACT_BITS)
+            u = units.apply_scale(x_i, r_mant, r_exp, ACT_BITS)
             prod = m.sext_to(u, ACC_BITS) * m.sext_to(m.sint(io.G.data.mant), ACC_BITS)
             out = units.sat(units.shift_each(prod, m.sint(io.G.data.exp)), ACT_BITS)
-        r_mant.I @= m.mux([r_mant.O, scale[0]], scaling)
-        r_exp.I @= m.mux([r_exp.O, scale[1]], scaling)
+        load_when(r_reg, scaling, m.concat(m.bits(scale[0]), m.bits(scale[1])))
 
         zero = m.uint(0, len(load_idx.O))
         load_idx.I @= m.mux([load_idx.O, m.mux([load_idx.O + 1, zero], last_load)], x_fire & loading)
         norm_idx.I @= m.mux([norm_idx.O, m.mux([norm_idx.O + 1, zero], last_norm)], step)
-        ss.I @= m.mux([m.mux([ss.O, ss.O + ss_add], x_fire & loading), m.sint(0, ACC_BITS)], norming)
+        load_when(ss, (x_fire & loading) | norming, m.mux([ss.O + ss_add, m.sint(0, ACC_BITS)], norming))
         nxt = m.mux([phase.O, m.uint(SCALE, 2)], x_fire & loading & last_load)
         nxt = m.mux([nxt, m.uint(NORM, 2)], scaling)
         phase.I @= m.mux([nxt, m.uint(LOAD, 2)], step & last_norm)
         o_valid.I @= step | (o_valid.O & ~io.O.ready)
-        o_data.I @= m.mux([o_data.O, m.bits(out)], step)
+        load_when(o_data, step, m.bits(out))
 
         io.X.ready @= x_ready
         io.G.ready @= norming & o_free

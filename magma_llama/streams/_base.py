@@ -12,14 +12,26 @@ def clocked(**ports):
     return m.IO(**ports) + m.ClockIO(has_reset=True)
 
 
-def ctrl_reg(T, name: str, init=0):
-    """Control state (valid bits, counters, pointers): cleared by RESET."""
-    return m.Register(T, init=init, reset_type=m.Reset)(name=name)
+def ctrl_reg(T, name: str, init=0, enable: bool = False):
+    """Control state (valid bits, counters, pointers): cleared by RESET.  enable=True: a
+    clock-enable register, written with `load_when`."""
+    return m.Register(T, init=init, reset_type=m.Reset, has_enable=enable)(name=name)
 
 
-def data_reg(T, name: str):
-    """Payload storage: no reset, since nothing reads it until a valid bit says so."""
-    return m.Register(T)(name=name)
+def data_reg(T, name: str, enable: bool = False):
+    """Payload storage: no reset, since nothing reads it until a valid bit says so.
+    enable=True: a clock-enable register, written with `load_when`."""
+    return m.Register(T, has_enable=enable)(name=name)
+
+
+def load_when(reg, en, value) -> None:
+    """reg <= value in the cycles where en is high (a register made with enable=True).
+
+    The same flip-flop as `reg.I @= m.mux([reg.O, value], en)`, but the Verilog says
+    `if (en) reg <= value`, so Verilator evaluates a datapath used only by this register in
+    those cycles, not every cycle: the payload registers of the wide units load this way."""
+    reg.CE @= en
+    reg.I @= value
 
 
 def tag(T) -> str:

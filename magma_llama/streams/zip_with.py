@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import magma as m
 
-from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg, module_name
+from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg, load_when, module_name
 from magma_llama.streams.types import StreamIn, StreamOut
 
 MUTANTS = {
@@ -36,7 +36,7 @@ class ZipWith(m.Generator2):
         a, b, out = getattr(io, pa), getattr(io, pb), getattr(io, po)
 
         o_valid = ctrl_reg(m.Bit, "o_valid")
-        o_data = data_reg(T, "o_data")
+        o_data = data_reg(T, "o_data", enable=True)
         o_free = ~o_valid.O | out.ready
         if mutant == "overwrite":
             o_free = m.bit(1)
@@ -45,7 +45,7 @@ class ZipWith(m.Generator2):
         a.ready @= o_free & (m.bit(1) if mutant == "eager" else b.valid)
         b.ready @= o_free & a.valid
         o_valid.I @= take | (o_valid.O & ~out.ready)
-        o_data.I @= m.mux([o_data.O, xor(a.data, b.data) if formal else fn(a.data, b.data)], take)
+        load_when(o_data, take, xor(a.data, b.data) if formal else fn(a.data, b.data))
         out.valid @= o_valid.O
         out.data @= o_data.O
 
