@@ -163,8 +163,8 @@ class Attention(m.Generator2):
         mx = data_reg(ACT, "run_max", enable=True)
         l_acc = data_reg(ACC, "l_sum", enable=True)
         o_acc = [data_reg(ACC, f"o_acc{i}", enable=True) for i in range(hs)]
-        mant = data_reg(m.UInt[P_BITS], "inv_mant", enable=True)
-        exp = data_reg(m.SInt[EXP_W], "inv_exp", enable=True)
+        # 1 / l as a Scale (mant, exp) in one register: recip's datapath feeds one `if`
+        inv = data_reg(m.Bits[P_BITS + EXP_W], "inv_l", enable=True)
 
         # handshakes
         q_last = q_idx.O == (hs - 1)
@@ -207,12 +207,11 @@ class Attention(m.Generator2):
         v_pos.I @= m.mux([v_pos.O, _step(v_pos.O, v_last)], v_fire)
         inv_mant, inv_exp = math.finish(l_acc.O)
         in_fin = phase.O == FIN_PHASE
-        load_when(mant, in_fin, inv_mant)
-        load_when(exp, in_fin, inv_exp)
+        load_when(inv, in_fin, m.concat(m.bits(inv_mant), m.bits(inv_exp)))
 
         # output
         oi = m.mux(pad_pow2([r.O for r in o_acc]), out_idx.O) if hs > 1 else o_acc[0].O
-        load_when(o_data, o_load, math.out(oi, mant.O, exp.O))
+        load_when(o_data, o_load, math.out(oi, m.uint(inv.O[:P_BITS]), m.sint(inv.O[P_BITS:])))
         o_valid.I @= o_load | (o_valid.O & ~io.O.ready & m.bit(mutant != "drop_o"))
         out_idx.I @= m.mux([out_idx.O, _step(out_idx.O, out_last)], o_load)
         nxt_phase = m.mux([phase.O, m.uint(FIN_PHASE, 2)], v_fire & v_last)

@@ -267,13 +267,30 @@ def exp_neg(x, frac: int = ACT_FRAC):
 
 # --- reciprocal and rsqrt -----------------------------------------------------------------
 def bit_length(a):
-    """Position of the leading one plus one (0 for 0): a priority encoder. UInt[7] for a 64-bit a."""
+    """Position of the leading one plus one (0 for 0): UInt[7] for a 64-bit a.
+
+    A leading-one detector by halving: log2(W) steps, each asking whether the upper half
+    of the window holds a one (that answer is the next bit of the position) and keeping
+    that half or the lower one.  Depth log2(W) instead of a W-long priority chain (which
+    also cost the simulator W nested selects every cycle)."""
     b = m.bits(a)
-    w = (len(b)).bit_length()
-    n = m.uint(0, w)
-    for i in range(len(b)):
-        n = m.mux([n, m.uint(i + 1, w)], b[i])
-    return n
+    W = len(b)
+    w = W.bit_length()
+    P = 1 << (W - 1).bit_length()                      # the window, a power of two >= W
+    v = m.bits(m.zext_to(m.uint(b), P)) if P > W else b
+    index = []                                         # the leading one's position, MSB first
+    h = P // 2
+    while h >= 1:
+        top, bot = v[h:2 * h], v[:h]
+        t = m.uint(top) != m.uint(0, h)
+        index.append(t)
+        v = m.mux([bot, top], t)
+        h //= 2
+    last = m.zext_to(m.uint(m.bits(v)[0:1]), w)         # 1 unless a = 0
+    if not index:
+        return last
+    pos = m.uint(m.bits(list(reversed(index))))
+    return (m.zext_to(pos, w) if len(pos) < w else pos) + last
 
 
 def _align(a, n, lead: int, extra=None):
