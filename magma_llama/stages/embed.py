@@ -59,8 +59,8 @@ class Embed(m.Generator2):
         beat = ctrl_reg(m.UInt[clog2(B)], "beat")
         o_valid = ctrl_reg(m.Bit, "o_valid")
         o_data = data_reg(ACT, "o_data", enable=True)
-        mants = [data_reg(m.Bits[bits], f"mant{j}") for j in range(L)]
-        exps = [data_reg(m.Bits[EXP_BITS], f"exp{j}") for j in range(L)]
+        mants = [data_reg(m.Bits[bits], f"mant{j}", enable=True) for j in range(L)]
+        exps = [data_reg(m.Bits[EXP_BITS], f"exp{j}", enable=True) for j in range(L)]
 
         o_free = ~o_valid.O | io.O.ready
         step = held.O & o_free                    # lane `lane` moves to O
@@ -71,8 +71,8 @@ class Embed(m.Generator2):
         w_fire = io.W.valid & w_ready
 
         for j in range(L):
-            mants[j].I @= m.mux([mants[j].O, io.W.data.mant[j]], w_fire)
-            exps[j].I @= m.mux([exps[j].O, io.W.data.exp[j]], w_fire)
+            load_when(mants[j], w_fire, io.W.data.mant[j])
+            load_when(exps[j], w_fire, io.W.data.exp[j])
         mant = m.mux(pad_pow2([r.O for r in mants]), lane.O) if L > 1 else mants[0].O
         exp = m.mux(pad_pow2([r.O for r in exps]), lane.O) if L > 1 else exps[0].O
 

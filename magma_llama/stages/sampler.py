@@ -33,7 +33,7 @@ import magma as m
 from magma_llama.numerics.fixed import ACT_BITS
 from magma_llama.numerics.sampling import INV_T_FRAC, PRNG_BITS
 from magma_llama.stages import units
-from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg
+from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg, load_when
 from magma_llama.streams.types import StreamIn, StreamOut, clog2
 
 ACT = m.Bits[ACT_BITS]
@@ -72,7 +72,7 @@ class Sampler(m.Generator2):
         idx = ctrl_reg(m.UInt[ib], "idx")
         zmax = data_reg(m.SInt[ACT_BITS], "zmax")
         total = data_reg(m.UInt[tb], "total")
-        coin = data_reg(m.UInt[tb], "coin")
+        coin = data_reg(m.UInt[tb], "coin", enable=True)
         cdf = data_reg(m.UInt[tb], "cdf")
         state = data_reg(m.Bits[PRNG_BITS], "prng")
         o_valid = ctrl_reg(m.Bit, "o_valid")
@@ -116,7 +116,7 @@ class Sampler(m.Generator2):
             w = PRNG_BITS + tb
             wide = m.zext_to(m.uint(r), w) * m.zext_to(total.O, w)
             coin_next = m.uint(m.bits(wide)[PRNG_BITS:])
-        coin.I @= m.mux([coin.O, coin_next], in_coin)
+        load_when(coin, in_coin, coin_next)
         state.I @= m.mux([m.mux([state.O, r], in_coin), io.seed], m.bit(io.RESET))
 
         # SEARCH: the first element whose running cdf passes the coin
