@@ -46,7 +46,7 @@ from magma_llama.decoder.weight_port import ADDR_BITS, GAIN_ENTRY_BITS, LEN_BITS
 from magma_llama.io.checkpoint import Config
 from magma_llama.numerics.fixed import ACT_BITS
 from magma_llama.numerics.weights import EXP_BITS, GAIN_BITS
-from magma_llama.streams._base import any_of, clocked, ctrl_reg, data_reg, pad_pow2
+from magma_llama.streams._base import any_of, clocked, ctrl_reg, data_reg, load_when, pad_pow2
 from magma_llama.streams.types import StreamIn, StreamOut, clog2
 
 TOKEN_BITS = 16
@@ -397,8 +397,8 @@ class Decoder(m.Generator2):
         w_kvh.I @= m.mux([m.mux([w_kvh.O, w_kvh.O + 1], kv_fire & e_last), m.uint(0, len(w_kvh.O))], fresh.O)
         held = []
         for i in range(hs - 1):
-            r = data_reg(ACT, f"kv_row{i}")
-            r.I @= m.mux([r.O, w_data], kv_fire & (e_idx.O == i))
+            r = data_reg(ACT, f"kv_row{i}", enable=True)
+            load_when(r, kv_fire & (e_idx.O == i), w_data)
             held.append(r.O)
         row_data = m.concat(*held, w_data) if hs > 1 else w_data
         for cname, opn in (("k_cache", "K"), ("v_cache", "V")):
