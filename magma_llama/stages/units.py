@@ -198,7 +198,7 @@ def mul_rshr_wide(a, b, s):
     bb = s_(m.uint(m.bits(b)), WIDE)
     x, y = hi * bb, lo * bb
 
-    def amt(v):                  # a shift amount: int, or UInt[7] (wrapping: only the chosen branch matters)
+    def amt(v):                  # a shift amount: int, or UInt (wrapping: only the chosen branch matters)
         return m.sint(v, WIDE) if isinstance(v, int) else m.sint(m.zext_to(v, WIDE))
 
     def low(sh):                 # s <= 31
@@ -211,8 +211,9 @@ def mul_rshr_wide(a, b, s):
         if not 1 <= s <= 92:
             raise ValueError(f"mul_rshr_wide: shift {s} out of [1, 92]")
         return low(s) if s <= 31 else high(s)
-    sh = m.uint(m.zext_to(m.uint(m.bits(s)), 7)) if len(s) < 7 else m.uint(m.bits(s)[:7])
-    return m.mux([high(sh), low(sh)], sh <= m.uint(31, 7))
+    n = max(7, len(s))          # every bit of s is used (a lint-clean design), at least 7 for 92
+    sh = m.uint(m.zext_to(m.uint(m.bits(s)), n)) if len(s) < n else m.uint(m.bits(s))
+    return m.mux([high(sh), low(sh)], sh <= m.uint(31, n))
 
 
 def tree_sum(terms):
