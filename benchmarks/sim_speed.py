@@ -1,0 +1,79 @@
+"""Simulator speed of decoder builds, side by side in one run.
+
+    python benchmarks/sim_speed.py BUILD_DIR [BUILD_DIR ...] --weights IMAGE.hex [--tokens 64]
+        [--repeats 3] [--json]
+
+Each BUILD_DIR is a cached build of decoder/build.py (`build/rtl/<key>/`, its binary in
+obj/Vharness), e.g. the same config at two commits; IMAGE.hex the weight image they read
+(`build/weights/`).  Per build: the harness is started and reset with no tokens
+(startup: mostly `$readmemh` of the image), and then run for N greedy tokens from BOS;
+each `repeats` times, medians.  Simulation seconds = run - startup.  The cycles are the
+harness's own count, so two builds of the same decoder must agree on them (a check that
+the comparison is fair)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def _time(binary: Path, image: Path, script: str) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    out = subprocess.run([str(binary), f"+weights={image}", "+latency=2", "+bytes_per_cycle=0"],
+                         input=script, capture_output=True, text=True, check=True).stdout
+    return time.perf_counter() - t0, out
+
+
+def measure(build: Path, image: Path, tokens: int, repeats: int) -> dict:
+    binary = build / "obj" / "Vharness"
+    if not binary.exists():
+        raise SystemExit(f"error: no harness binary in {build} (a build directory of build/rtl/)")
+    start = [_time(binary, image, "reset 0 0\nquit\n")[0] for _ in range(repeats)]
+    runs, cycles = [], None
+    for _ in range(repeats):
+        t, out = _time(binary, image, f"reset 0 0\ntok 1 1\nrun {tokens} 1000000000\nquit\n")
+        done = [line.split() for line in out.splitlines() if line.startswith("done")]
+        if not done:
+            raise SystemExit(f"error: {binary} did not finish {tokens} tokens")
+        runs.append(t)
+        cycles = int(done[0][1])
+    sim = max(1e-9, statistics.median(runs) - statistics.median(start))
+    key = json.loads((build / "key.json").read_text()) if (build / "key.json").exists() else {}
+    return {"build": str(build), "config": key.get("config"), "lanes": key.get("lanes"), "bits": key.get("bits"),
+            "tokens": tokens, "cycles": cycles, "startup_s": statistics.median(start),
+            "sim_s": sim, "sim_tokens_per_s": tokens / sim, "cycles_per_s": cycles / sim}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("builds", nargs="+", type=Path, metavar="BUILD_DIR")
+    ap.add_argument("--weights", type=Path, required=True, metavar="IMAGE.hex")
+    ap.add_argument("--tokens", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--json", action="store_true", help="print one JSON list instead of the table")
+    a = ap.parse_args(argv)
+    if not a.weights.exists():
+        print(f"error: no weight image {a.weights}", file=sys.stderr)
+        return 2
+    rows = [measure(b, a.weights, a.tokens, a.repeats) for b in a.builds]
+    if a.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    print("| build | L | w | tokens | cycles | startup s | sim s | sim tok/s | M cycles/s | vs first |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {Path(r['build']).name[:12]} | {r['lanes']} | {r['bits']} | {r['tokens']} | {r['cycles']} | "
+              f"{r['startup_s']:.2f} | {r['sim_s']:.2f} | {r['sim_tokens_per_s']:.2f} | "
+              f"{r['cycles_per_s'] / 1e6:.2f} | {rows[0]['sim_s'] / r['sim_s']:.2f}x |")
+    if len({r["cycles"] for r in rows}) > 1:
+        print("note: the builds disagree on cycles: they are not the same decoder")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
