@@ -32,6 +32,7 @@ import magma as m
 
 from magma_llama.numerics import tables as T
 from magma_llama.numerics.fixed import ACC_BITS, ACT_BITS, ACT_FRAC, ATT_EXTRA, DOT_SHIFT, ONE_Q30, Q30
+from magma_llama.stages.units import SCALE_BITS, pack_scale, unpack_scale
 from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg, load_when, pad_pow2
 from magma_llama.streams.types import StreamIn, StreamOut, clog2
 
@@ -163,8 +164,7 @@ class Attention(m.Generator2):
         mx = data_reg(ACT, "run_max", enable=True)
         l_acc = data_reg(ACC, "l_sum", enable=True)
         o_acc = [data_reg(ACC, f"o_acc{i}", enable=True) for i in range(hs)]
-        # 1 / l as a Scale (mant, exp) in one register: recip's datapath feeds one `if`
-        inv = data_reg(m.Bits[P_BITS + EXP_W], "inv_l", enable=True)
+        inv = data_reg(m.Bits[SCALE_BITS], "inv_l", enable=True)      # 1 / l, a packed Scale
 
         # handshakes
         q_last = q_idx.O == (hs - 1)
@@ -205,13 +205,12 @@ class Attention(m.Generator2):
         for r, nxt in zip(o_acc, o_new):
             load_when(r, v_fire, nxt)
         v_pos.I @= m.mux([v_pos.O, _step(v_pos.O, v_last)], v_fire)
-        inv_mant, inv_exp = math.finish(l_acc.O)
         in_fin = phase.O == FIN_PHASE
-        load_when(inv, in_fin, m.concat(m.bits(inv_mant), m.bits(inv_exp)))
+        load_when(inv, in_fin, pack_scale(math.finish(l_acc.O)))
 
         # output
         oi = m.mux(pad_pow2([r.O for r in o_acc]), out_idx.O) if hs > 1 else o_acc[0].O
-        load_when(o_data, o_load, math.out(oi, m.uint(inv.O[:P_BITS]), m.sint(inv.O[P_BITS:])))
+        load_when(o_data, o_load, math.out(oi, *unpack_scale(inv.O)))
         o_valid.I @= o_load | (o_valid.O & ~io.O.ready & m.bit(mutant != "drop_o"))
         out_idx.I @= m.mux([out_idx.O, _step(out_idx.O, out_last)], o_load)
         nxt_phase = m.mux([phase.O, m.uint(FIN_PHASE, 2)], v_fire & v_last)

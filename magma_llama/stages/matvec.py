@@ -33,7 +33,7 @@ import magma as m
 
 from magma_llama.numerics.fixed import ACC_BITS, ACT_BITS, ACT_MAX, ACT_MIN, MATVEC_EXTRA
 from magma_llama.numerics.weights import EXP_BITS, WEIGHT_FORMATS
-from magma_llama.stages.sram import Sram
+from magma_llama.stages.sram import memory
 from magma_llama.stages.units import tree_sum
 from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg
 from magma_llama.streams.types import StreamIn, StreamOut, clog2
@@ -151,13 +151,8 @@ class MatVec(m.Generator2):
         zero = m.bits(0, ACT_BITS)
         terms = []
         for j in range(L):
-            lane = Sram(2 << len(beat.O), ACT_BITS)(name=f"xlane{j}")
-            lane.CLK @= io.CLK
-            lane.WE @= load_fire & (load_lane.O == j)
-            lane.WADDR @= waddr
-            lane.WDATA @= io.X.data
-            lane.RADDR @= raddr
-            x = lane.RDATA
+            x = memory(f"xlane{j}", 2 << len(beat.O), ACT_BITS, io.CLK, load_fire & (load_lane.O == j), waddr,
+                       io.X.data, raddr)
             if (B - 1) * L + j >= cols:      # a padded lane of the last beat (static shape)
                 x = m.mux([x, zero], beat.O == (B - 1))
             terms.append(_term(io.W.data.mant[j], x, io.W.data.exp[j]))

@@ -29,7 +29,7 @@ from magma_llama.golden.stages import RmsNormConsts
 from magma_llama.numerics.fixed import ACC_BITS, ACT_BITS, DOT_SHIFT
 from magma_llama.numerics.weights import EXP_BITS, GAIN_BITS
 from magma_llama.stages import units
-from magma_llama.stages.sram import Sram
+from magma_llama.stages.sram import memory
 from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg, load_when
 from magma_llama.streams.types import StreamIn, StreamOut, clog2
 
@@ -74,22 +74,13 @@ class RmsNorm(m.Generator2):
         last_load = load_idx.O == (dim - 2 if mutant == "short_load" and dim > 1 else dim - 1)
         last_norm = norm_idx.O == (dim - 1)
 
-        # the vector buffer, written in LOAD, read in element order in NORM: a memory with one
-        # write and one combinational read port (stages/sram.Sram), not dim registers each
-        # with its own write enable behind a dim-way read mux
-        xbuf = Sram(1 << len(load_idx.O), ACT_BITS)(name="xbuf")
-        xbuf.CLK @= io.CLK
-        xbuf.WE @= x_fire
-        xbuf.WADDR @= m.bits(load_idx.O)
-        xbuf.WDATA @= io.X.data
-        xbuf.RADDR @= m.bits(norm_idx.O)
-        x_i = xbuf.RDATA
+        # the vector buffer (stages/sram.memory), written in LOAD, read in element order in NORM
+        x_i = memory("xbuf", 1 << len(load_idx.O), ACT_BITS, io.CLK, x_fire, m.bits(load_idx.O), io.X.data,
+                     m.bits(norm_idx.O))
 
         # payload arithmetic
-        # the scale (mant, exp) is one register, so its whole datapath feeds one `if (scaling)`
-        r_reg = data_reg(m.Bits[units.MANT_BITS + units.EXP_BITS], "r_scale", enable=True)
-        r_mant = m.uint(r_reg.O[:units.MANT_BITS])
-        r_exp = m.sint(r_reg.O[units.MANT_BITS:])
+        r_reg = data_reg(m.Bits[units.SCALE_BITS], "r_scale", enable=True)
+        r_mant, r_exp = units.unpack_scale(r_reg.O)
         if cheap_payload:
             ss_add = m.sext_to(m.sint(io.X.data), ACC_BITS)
             scale = (m.uint(m.bits(ss.O)[:units.MANT_BITS]), m.sint(m.bits(ss.O)[32:32 + units.EXP_BITS]))
@@ -104,7 +95,7 @@ class RmsNorm(m.Generator2):
             u = units.apply_scale(x_i, r_mant, r_exp, ACT_BITS)
             prod = m.sext_to(u, ACC_BITS) * m.sext_to(m.sint(io.G.data.mant), ACC_BITS)
             out = units.sat(units.shift_each(prod, m.sint(io.G.data.exp)), ACT_BITS)
-        load_when(r_reg, scaling, m.concat(m.bits(scale[0]), m.bits(scale[1])))
+        load_when(r_reg, scaling, units.pack_scale(scale))
 
         zero = m.uint(0, len(load_idx.O))
         load_idx.I @= m.mux([load_idx.O, m.mux([load_idx.O + 1, zero], last_load)], x_fire & loading)

@@ -5,6 +5,7 @@ word (and refuses past 64 Kbit); the KV cache and the sampler's logit buffer are
 larger.  `Sram(depth, width)` is a magma declaration of a plain `reg [W-1:0] mem [0:D-1]`
 module whose Verilog `sram_sources()` returns; every build that simulates or emits a
 design using it adds those sources (the way an SRAM macro's model is added).
+`memory(...)` is an instance with both ports wired, for a stage's vector buffer.
 """
 
 from __future__ import annotations
@@ -42,6 +43,20 @@ def Sram(depth: int, width: int):
         io = m.IO(CLK=m.In(m.Clock), RADDR=m.In(m.Bits[abits]), RDATA=m.Out(m.Bits[width]),
                   WE=m.In(m.Bit), WADDR=m.In(m.Bits[abits]), WDATA=m.In(m.Bits[width]))
     return _Sram
+
+
+def memory(name: str, depth: int, width: int, clk, we, waddr, wdata, raddr):
+    """An Sram(depth, width) instance with both its ports wired; returns its RDATA
+    (mem[raddr], combinational).  The way a stage keeps a vector: one write and one read a
+    cycle, which a simulator does as one store and one load, not a compare-and-select per
+    element as registers with their own write enables cost."""
+    s = Sram(depth, width)(name=name)
+    s.CLK @= clk
+    s.WE @= we
+    s.WADDR @= waddr
+    s.WDATA @= wdata
+    s.RADDR @= raddr
+    return s.RDATA
 
 
 def sram_sources() -> str:

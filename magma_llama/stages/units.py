@@ -21,6 +21,7 @@ value mant * 2^(exp - 30), as in `numerics.functions`.
 - `exp_neg(x, frac)`: e^x (x <= 0), Q.frac SInt[32] -> Q1.30 UInt[31].
 - `recip(a, frac)`, `rsqrt(a, frac)`: UInt[64] a in [1, 2^62] -> Scale.
 - `scale_mul(a, b)`: product of two Scales, a Scale.
+- `pack_scale(s)` / `unpack_scale(bits)`: a Scale as one Bits[SCALE_BITS] (one register).
 - `sigmoid(x, frac)`: Q.frac SInt[32] -> Q1.30 UInt[31];  `silu(x, frac)`: -> SInt[32].
 - `rom(table, addr, width, signed)`: constant table lookup.
 - `tree_sum(terms)`: the sum of same-typed values as a balanced adder tree.
@@ -37,6 +38,19 @@ from magma_llama.streams._base import pad_pow2
 MANT_BITS = 31          # Scale mantissa and Q1.30 results (exp_neg, sigmoid): unsigned
 EXP_BITS = 8            # Scale exponent, signed
 WIDE = 64               # the int64 registers of the numpy model
+SCALE_BITS = MANT_BITS + EXP_BITS
+
+
+def pack_scale(s):
+    """A Scale (mant, exp) as one Bits[SCALE_BITS], mant in the low bits: held in one register,
+    the datapath that makes it feeds that register alone (a clock-enabled register's datapath is
+    then evaluated only when it loads, see streams/_base.load_when)."""
+    return m.concat(m.bits(s[0]), m.bits(s[1]))
+
+
+def unpack_scale(b):
+    """pack_scale's inverse: (UInt[MANT_BITS], SInt[EXP_BITS])."""
+    return m.uint(b[:MANT_BITS]), m.sint(b[MANT_BITS:SCALE_BITS])
 
 
 # --- width and kind helpers ---------------------------------------------------------------
