@@ -22,24 +22,31 @@ import time
 from pathlib import Path
 
 
+class BenchError(Exception):
+    """A build or run that cannot be measured: one `error:` line, exit 2."""
+
+
 def _time(binary: Path, image: Path, script: str) -> tuple[float, str]:
     t0 = time.perf_counter()
-    out = subprocess.run([str(binary), f"+weights={image}", "+latency=2", "+bytes_per_cycle=0"],
-                         input=script, capture_output=True, text=True, check=True).stdout
-    return time.perf_counter() - t0, out
+    proc = subprocess.run([str(binary), f"+weights={image}", "+latency=2", "+bytes_per_cycle=0"],
+                          input=script, capture_output=True, text=True)
+    if proc.returncode != 0:
+        last = (proc.stdout.strip().splitlines() or ["(no output)"])[-1]
+        raise BenchError(f"{binary} exited with status {proc.returncode}: {last}")
+    return time.perf_counter() - t0, proc.stdout
 
 
 def measure(build: Path, image: Path, tokens: int, repeats: int) -> dict:
     binary = build / "obj" / "Vharness"
     if not binary.exists():
-        raise SystemExit(f"error: no harness binary in {build} (a build directory of build/rtl/)")
+        raise BenchError(f"no harness binary in {build} (a build directory of build/rtl/)")
     start = [_time(binary, image, "reset 0 0\nquit\n")[0] for _ in range(repeats)]
     runs, cycles = [], None
     for _ in range(repeats):
         t, out = _time(binary, image, f"reset 0 0\ntok 1 1\nrun {tokens} 1000000000\nquit\n")
         done = [line.split() for line in out.splitlines() if line.startswith("done")]
         if not done:
-            raise SystemExit(f"error: {binary} did not finish {tokens} tokens")
+            raise BenchError(f"{binary} did not finish {tokens} tokens")
         runs.append(t)
         cycles = int(done[0][1])
     sim = max(1e-9, statistics.median(runs) - statistics.median(start))
@@ -60,7 +67,14 @@ def main(argv=None) -> int:
     if not a.weights.exists():
         print(f"error: no weight image {a.weights}", file=sys.stderr)
         return 2
-    rows = [measure(b, a.weights, a.tokens, a.repeats) for b in a.builds]
+    if a.tokens < 1 or a.repeats < 1:
+        print("error: --tokens and --repeats must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        rows = [measure(b, a.weights, a.tokens, a.repeats) for b in a.builds]
+    except BenchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if a.json:
         print(json.dumps(rows, indent=1))
         return 0
