@@ -5,7 +5,7 @@ Ports (ready/valid streams, CLK and a synchronous RESET):
   banks: one serves the matrix being computed while the next vector loads into the
   other, so a projection whose input is produced during the previous one (W2's, by
   SwiGLU during W3) starts without a load gap.  X.ready is high while a bank is free.
-  The banks live in L lane memories (`stages/sram.Sram`, one write and one combinational
+  The banks live in L lane memories (`stages/sram.memory`, one write and one combinational
   read port each): element i of bank k is word {k, i // L} of lane i % L, so a beat
   reads its L elements at one address, and loading writes one word a cycle.  (Registers
   with a per-element write enable and an L-way read mux cost the simulator a compare and
