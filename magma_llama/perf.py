@@ -11,8 +11,8 @@ runs on (docs/stages.md) and the words it takes from the weight port:
   fills one while it runs, or the vector is kept);
 - an RMSNorm op scales and streams out `dim` elements (its vector was loaded by the op
   that wrote x: EMB, O or W2), taking the gains from the port;
-- ATT runs head after head, each `head_size + pos + ATT_PER_HEAD` cycles on the
-  attention unit's input side, then the last head's outputs drain;
+- ATT runs every head at once (one attention unit per head, in lockstep), pos + 1
+  positions, then the heads' outputs leave one a cycle, `dim` of them;
 - EMB waits for its embedding row (the only memory round trip of a token: the rest
   of the token's weights are prefetched while it runs) and emits `dim` elements.
 
@@ -36,8 +36,8 @@ MATVEC_TAIL = 3        # after a matrix's last word: MatVec's two pipeline regis
 STAGE_TAIL = 1         # one more registered unit behind MatVec (Residual, SwiGLU, Argmax)
 ROPE_TAIL = 2          # RoPE behind MatVec (Q, K): its pair buffer holds one element back
 NORM_TAIL = 2          # RmsNorm (vector already loaded): SCALE, then the output register
-ATT_PER_HEAD = 2       # per head beyond hs + pos: the first K waits for the query-full flag, then one idle cycle
-ATT_TAIL = 3           # after the last head's input side: recip, then hs outputs (+ hs) and the op's last cycle
+ATT_FIXED = 5          # ATT beyond pos + 1 positions and dim outputs: the readers start, the rows' register
+                       # stage (Pipe), V one cycle behind K, recip, the first output's register
 EMB_TAIL = 4           # EMB: request register, WREQ transfer, the first word's register, the op's last cycle
 
 
@@ -71,7 +71,7 @@ def op_cycles(cfg: Config, hw: Hardware, pos: float) -> dict[str, float]:
         "Q": words("wq") + MATVEC_TAIL + ROPE_TAIL,
         "K": words("wk") + MATVEC_TAIL + ROPE_TAIL,
         "V": words("wv") + MATVEC_TAIL,
-        "ATT": cfg.n_heads * (cfg.head_size + pos + ATT_PER_HEAD) + cfg.head_size + ATT_TAIL,
+        "ATT": (pos + 1) + d + ATT_FIXED,      # every head at once; then dim outputs, head after head
         "O": words("wo") + MATVEC_TAIL + STAGE_TAIL,
         "NORM_FFN": norm,
         "W1": words("w1") + MATVEC_TAIL,

@@ -22,6 +22,7 @@ RUNS = [(0x1234, 128, 128), (0xBEEF, 250, 250), (0x0042, 250, 40), (0x7A11, 40, 
         (0x5EED, 190, 110), (0x0C0F, 100, 200)]
 
 N_FORK, N_JOIN, N_ARB, N_DEMUX, N_UP, N_DOWN, K_PACKET = 3, 2, 3, 3, 3, 3, 3
+FORK_PICK = (1, 0, 1)        # fork_pick: output k takes 4-bit element FORK_PICK[k] of an 8-bit beat
 FIFO_DEPTHS = (1, 3, 4)
 
 
@@ -38,6 +39,7 @@ def devices():
         **{f"fifo{k}": Fifo(B8, k) for k in FIFO_DEPTHS},
         "fifo3_mut": Fifo(B8, 3, "full_off_by_one"),
         "fork": Fork(B8, N_FORK), "fork_mut": Fork(B8, N_FORK, "twice"),
+        "fork_pick": Fork(B4, N_FORK, pick=FORK_PICK),
         "join": Join(B4, N_JOIN), "join_mut": Join(B4, N_JOIN, "eager"),
         "zip": ZipWith(B8), "zip_eager": ZipWith(B8, mutant="eager"), "zip_overwrite": ZipWith(B8, mutant="overwrite"),
         "arb": Arbiter(B8, N_ARB), "arb_mut": Arbiter(B8, N_ARB, "fixed_priority"),
@@ -214,9 +216,12 @@ def fifo_count_model(depth):
     return model
 
 
-def fork_model(n):
+def fork_model(n, pick=None, elem_bits=4):
     """Each output gets every input beat exactly once, in order; the input beat completes
-    only after every output has it."""
+    only after every output has it.  pick: output k gets element pick[k] of the beat."""
+    def part(beat, k):
+        return beat if pick is None else beat >> (elem_bits * pick[k]) & ((1 << elem_bits) - 1)
+
     def model(sim, label, run):
         ins = source_prefix(sim, run, f"{label}_I")
         src = sim.infos[f"{label}_I"]
@@ -224,7 +229,7 @@ def fork_model(n):
         for k in range(n):
             outs = run.transfers(f"{label}_O{k}")
             # the input beat in flight may already have reached this output
-            want = [src.beat(j, run.seed) for j in range(len(outs))]
+            want = [part(src.beat(j, run.seed), k) for j in range(len(outs))]
             check(outs == want, f"{label}.O{k}: beats differ from the input (seed {run.seed:#x})")
             check(len(ins) <= len(outs) <= len(ins) + 1, f"{label}.O{k}: {len(outs)} beats for {len(ins)} inputs")
             co = fire_cycles(run, f"{label}_O{k}")

@@ -74,8 +74,11 @@ def test_emit_whole_decoder(synthetic, tmp_path):
     modules = {p.stem for p in (folder / "modules").glob("*.v")}
     for unit in ("MatVec", "RmsNorm", "Attention", "Rope", "SwiGlu", "Residual", "Embed", "Argmax", "Sampler"):
         assert any(name.startswith(unit) for name in modules), (unit, modules)
-    kv_rows = cfg.n_layers * cfg.seq_len * cfg.n_kv_heads
-    assert f"k_cache {kv_rows}x{cfg.head_size * 32}" in proc.stdout
+    kv_rows = cfg.n_layers * cfg.seq_len          # one memory per KV head
+    for k in range(cfg.n_kv_heads):
+        assert f"k_cache{k} {kv_rows}x{cfg.head_size * 32}" in proc.stdout
+        assert f"v_cache{k} {kv_rows}x{cfg.head_size * 32}" in proc.stdout
+    assert f"k_cache{cfg.n_kv_heads} " not in proc.stdout
     assert f"hb {cfg.hidden_dim}x32" in proc.stdout
     assert "multipliers:" in proc.stdout and "flip-flops:" in proc.stdout
     assert (folder / f"{top}.json").stat().st_size > 0

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from tests.streams_sim import (N_ARB, N_DEMUX, N_FORK, N_JOIN, arbiter_model, check_all_runs,
-                               demux_model, expect_mutant_caught, fork_model, join_model,
+from tests.streams_sim import (FORK_PICK, N_ARB, N_DEMUX, N_FORK, N_JOIN, ModelMismatch, arbiter_model,
+                               check_all_runs, demux_model, expect_mutant_caught, fork_model, join_model,
                                stream_sim, zip_with_xor_model)  # noqa: F401  (fixture)
 
 
 def test_fork(stream_sim):
     assert check_all_runs(stream_sim, "fork", fork_model(N_FORK)) > 500
+
+
+def test_fork_pick(stream_sim):
+    """The scatter form the decoder uses for the KV rows: same handshake, a part each."""
+    assert check_all_runs(stream_sim, "fork_pick", fork_model(N_FORK, FORK_PICK)) > 500
+    with pytest.raises(ModelMismatch):      # the model looks at the parts: whole beats do not pass
+        check_all_runs(stream_sim, "fork_pick", fork_model(N_FORK, (0, 1, 0)))
 
 
 def test_join(stream_sim):

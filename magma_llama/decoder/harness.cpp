@@ -82,8 +82,12 @@ class Harness {
         top_->seed = seed;
         top_->RESET = 1;
         idle_inputs();
-        tick();
-        tick();
+        // whole clock cycles, falling edges included: the clock gates (stages/clock_gate.py)
+        // sample their enables there, and the units behind them must see RESET too
+        for (int i = 0; i < 3; ++i) {
+            top_->eval();
+            tick();
+        }
         top_->RESET = 0;
     }
 

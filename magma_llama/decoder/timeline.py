@@ -33,7 +33,7 @@ MEMORY = "memory"     # the weight memory as a pseudo-unit: WDATA its output, WR
 
 @dataclass(frozen=True)
 class Stream:
-    unit: str        # instance name in the decoder (or MEMORY)
+    unit: str        # instance name in the decoder, the heads' attention_h<i> as one unit (or MEMORY)
     name: str        # stream name (the port prefix before _valid/_ready)
     output: bool     # the unit drives valid
     path: str        # hierarchical prefix of the valid/ready signals, from TbTop
@@ -80,8 +80,9 @@ def streams_of(verilog: str, decoder: str) -> list[Stream]:
         if sub is None:
             continue
         sub_header = sub[:sub.find(");") + 2]
+        unit = re.sub(r"_h\d+$", "", inst)       # the heads' attention units are one unit
         for name, out in _stream_ports(sub_header):
-            streams.append(Stream(inst, name, out, f"TbTop.dut.{inst}.{name}"))
+            streams.append(Stream(unit, f"{name}{inst[len(unit):]}", out, f"TbTop.dut.{inst}.{name}"))
     return streams
 
 

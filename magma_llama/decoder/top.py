@@ -6,10 +6,10 @@ forward() reads ("mv" is the MatVec engine's vector register):
     EMB       x  = embedding row of the token                       (Embed)
     per layer:
     NORM_ATT  mv = rmsnorm(x, rms_att)                               (RmsNorm)
-    Q         q  = rope(wq mv)                                       (MatVec, Rope)
+    Q         q  = rope(wq mv), head h into attention unit h's query (MatVec, Rope)
     K         k_cache[l, pos] = rope(wk mv)      (mv kept)           (MatVec, Rope)
     V         v_cache[l, pos] = wv mv            (mv kept)           (MatVec)
-    ATT       mv = attention(q[h], k/v_cache[l, 0..pos, h // kv_mul]) for every head h
+    ATT       mv = attention(q[h], k/v_cache[l, 0..pos, h // kv_mul]), all heads at once
     O         x  = x + wo mv                                         (MatVec, Residual)
     NORM_FFN  mv = rmsnorm(x, rms_ffn)
     W1        hb = w1 mv
@@ -26,6 +26,12 @@ with its vector loaded.  The weights are requested ahead: after a token's embedd
 row, the rest of the token's weights are one contiguous range (the image is in stream
 order), asked for in bursts of at most MAX_BURST words and consumed op by op.  The
 layer loop reuses the same units with the layer index in the KV-cache addresses.
+
+Attention has one unit per head, run in lockstep: the KV cache is one memory per KV
+head, all read at the same position, and each position's K and V rows are forked to
+every unit (head h takes KV head h // kv_mul's row), so ATT takes pos + 1 positions
+once, not once per head; the queries were loaded during Q, and the heads' outputs are
+then taken head after head into MatVec's vector.
 
 Ports (the contract of decoder/sim.py and the harness):
 - `TOK_IN` {token, last}: prompt tokens, BOS first, `last` on the final one; after it
@@ -47,6 +53,8 @@ from magma_llama.io.checkpoint import Config
 from magma_llama.numerics.fixed import ACT_BITS
 from magma_llama.numerics.weights import EXP_BITS, GAIN_BITS
 from magma_llama.streams._base import any_of, clocked, ctrl_reg, data_reg, load_when, pad_pow2
+from magma_llama.streams.fork import Fork
+from magma_llama.streams.pipe import Pipe
 from magma_llama.streams.types import StreamIn, StreamOut, clog2
 
 TOKEN_BITS = 16
@@ -69,7 +77,7 @@ PROGRAM = [
     Op("IDLE"),
     Op("EMB", weights="embedding row", dst="x", to_norm=True),
     Op("NORM_ATT", "rms_att", dst="matvec", per_layer=True),
-    Op("Q", "wq", dst="q", per_layer=True),
+    Op("Q", "wq", dst="attention", per_layer=True),
     Op("K", "wk", dst="k_cache", keep_x=True, per_layer=True),
     Op("V", "wv", dst="v_cache", keep_x=True, per_layer=True),
     Op("ATT", None, dst="matvec", per_layer=True),
@@ -105,9 +113,27 @@ def op_shapes(cfg: Config) -> dict[str, tuple[int, int]]:
             "NORM_FIN": (d, 0), "CLS": (1, v)}
 
 
+@dataclass
+class _Merged:
+    """A stream driven by whichever of several units' outputs is selected (valid and data)."""
+    valid: object
+    data: object
+
+
+def _select(items, idx):
+    """items[idx] (one item: itself)."""
+    return m.mux(pad_pow2(items), idx) if len(items) > 1 else items[0]
+
+
+def _step(counter, last):
+    """counter + 1, or 0 after the last value."""
+    return m.mux([counter + 1, m.uint(0, len(counter))], last)
+
+
 class Decoder(m.Generator2):
     def __init__(self, cfg: Config, lanes: int = 16, bits: int = 16):
         from magma_llama.stages.argmax import Argmax
+        from magma_llama.stages.clock_gate import gated_clock
         from magma_llama.stages.attention import Attention
         from magma_llama.stages.embed import Embed
         from magma_llama.stages.matvec import MatVec
@@ -159,7 +185,7 @@ class Decoder(m.Generator2):
         norm = RmsNorm(d)(name="rmsnorm")
         emb = Embed(L, bits, d)(name="embed")
         rope = Rope(hs, seq)(name="rope")
-        att = Attention(hs, seq)(name="attention")
+        atts = [Attention(hs, seq)(name=f"attention_h{h}") for h in range(nh)]
         res = Residual()(name="residual")
         glu = SwiGlu()(name="swiglu")
         amax = Argmax(vocab)(name="argmax")
@@ -170,7 +196,27 @@ class Decoder(m.Generator2):
         mv.n_rows @= table({k: s[1] for k, s in shapes.items()}, len(mv.n_rows))
         mv.keep_x @= any_of([is_op(o.name) for o in PROGRAM if o.keep_x])
         rope.pos @= pos.O
-        att.pos @= pos.O
+        for a in atts:
+            a.pos @= pos.O
+
+        # a unit idle for most of a token runs on a gated clock (stages/clock_gate.py): only in
+        # the ops that use it (and in RESET).  Each is quiescent outside them: an op ends when
+        # its last result has left, and nothing else moves a unit's state
+        def clock_only_in(units, *ops):
+            gclk = gated_clock(f"{units[0].name.split('_h')[0]}_clock", io.CLK, io.RESET | is_op(*ops))
+            for u in units:
+                u.CLK @= gclk
+                u.RESET @= io.RESET
+            return gclk
+
+        att_clk = clock_only_in(atts, "Q", "ATT")        # queries load during Q
+        clock_only_in([norm], "EMB", "O", "W2", *NORM_OPS)  # x loads while EMB, O and W2 write it
+        clock_only_in([emb], "EMB")
+        clock_only_in([rope], "Q", "K")
+        clock_only_in([res], "O", "W2")
+        clock_only_in([glu], "W3")
+        clock_only_in([amax], "CLS")
+        clock_only_in([smp], "CLS")
         smp.inv_t @= io.inv_t
         smp.seed @= io.seed
 
@@ -179,11 +225,14 @@ class Decoder(m.Generator2):
             s = Sram(depth, ACT_BITS)(name=name)
             s.CLK @= io.CLK
             return s
-        bufs = {"x": buffer("x", d), "q": buffer("q", d), "hb": buffer("hb", hd)}
-        kv_rows = nl * seq * nkv
-        caches = {n: Sram(kv_rows, hs * ACT_BITS)(name=n) for n in ("k_cache", "v_cache")}
-        for c in caches.values():
-            c.CLK @= io.CLK
+        bufs = {"x": buffer("x", d), "hb": buffer("hb", hd)}
+        # the KV cache: one memory per KV head, a row (layer, t) holding that head's hs elements
+        kv_rows = nl * seq
+        caches = {n: [Sram(kv_rows, hs * ACT_BITS)(name=f"{n}{k}") for k in range(nkv)]
+                  for n in ("k_cache", "v_cache")}
+        for banks in caches.values():
+            for c in banks:
+                c.CLK @= io.CLK
 
         # ---- op sequencing ----------------------------------------------------------------
         take_in = is_op("IDLE") & ~prompt_done.O & io.TOK_IN.valid
@@ -203,9 +252,13 @@ class Decoder(m.Generator2):
         # the writer: every op's results, one per beat, into its destination
         n_out_m1 = table({k: s[0] - 1 for k, s in shapes.items()}, clog2(max(d, hd) + 1))
         w_cnt = ctrl_reg(m.UInt[clog2(max(d, hd) + 1)], "w_cnt")
+        # the heads' outputs, head after head: the unit whose turn it is drives the stream
+        o_elem = ctrl_reg(m.UInt[clog2(hs)], "att_out_elem")
+        o_head = ctrl_reg(m.UInt[clog2(nh)], "att_out_head")
+        att_out = _Merged(_select([a.O.valid for a in atts], o_head.O), _select([a.O.data for a in atts], o_head.O))
         sources = {  # op -> the stream its results arrive on
             "EMB": emb.O, "NORM_ATT": norm.O, "NORM_FFN": norm.O, "NORM_FIN": norm.O,
-            "Q": rope.O, "K": rope.O, "V": mv.Y, "W1": mv.Y, "ATT": att.O,
+            "Q": rope.O, "K": rope.O, "V": mv.Y, "W1": mv.Y, "ATT": att_out,
             "O": res.O, "W2": res.O, "W3": glu.O,
         }
         w_valid = any_of([is_op(o) & s.valid for o, s in sources.items()])
@@ -214,11 +267,26 @@ class Decoder(m.Generator2):
         # results bound for MatVec's vector wait for it; buffers always take them
         to_matvec = is_op(*[o.name for o in PROGRAM if o.dst == "matvec"])
         to_norm = is_op(*[o.name for o in PROGRAM if o.to_norm])
-        sink_ready = (~to_matvec | mv.X.ready) & (~to_norm | norm.X.ready)
+        # Q's results go to the query of head w_head (w_head: the head, or KV head, of the
+        # result being written during Q, K and V; w_elem: its element)
+        w_elem = ctrl_reg(m.UInt[clog2(hs)], "w_elem")
+        w_head = ctrl_reg(m.UInt[clog2(nh)], "w_head")
+        q_ready = _select([a.Q.ready for a in atts], w_head.O)
+        sink_ready = (~to_matvec | mv.X.ready) & (~to_norm | norm.X.ready) & (~is_op("Q") | q_ready)
         w_fire = w_valid & sink_ready
         for stream in {id(s): s for s in sources.values()}.values():
-            if stream is not mv.Y:
+            if stream is not mv.Y and stream is not att_out:
                 stream.ready @= any_of([is_op(o) for o, s in sources.items() if s is stream]) & sink_ready
+        for h, a in enumerate(atts):
+            a.Q.valid @= w_valid & is_op("Q") & (w_head.O == h)
+            a.Q.data @= w_data
+            a.O.ready @= is_op("ATT") & sink_ready & (o_head.O == h)
+        att_fire = is_op("ATT") & att_out.valid & sink_ready
+        o_elem_last = o_elem.O == (hs - 1)
+        o_elem.I @= m.mux([m.mux([o_elem.O, _step(o_elem.O, o_elem_last)], att_fire), m.uint(0, len(o_elem.O))],
+                          fresh.O)
+        o_head.I @= m.mux([m.mux([o_head.O, o_head.O + 1], att_fire & o_elem_last), m.uint(0, len(o_head.O))],
+                          fresh.O)
         last_result = w_fire & (w_cnt.O == n_out_m1)
         w_cnt.I @= m.mux([m.mux([w_cnt.O, w_cnt.O + 1], w_fire), m.uint(0, len(w_cnt.O))], fresh.O | last_result)
 
@@ -322,7 +390,6 @@ class Decoder(m.Generator2):
 
         aux_ops = {o.name: (hd if o.aux == "hb" else d) for o in PROGRAM if o.aux}
         x_idx, x_act = reader("aux", aux_ops, m.mux([res.A.ready, glu.H1.ready], is_op("W3")))
-        q_idx, q_act = reader("qsrc", {"ATT": d}, att.Q.ready)
 
         def by_op(values: dict, default):
             return m.mux(pad_pow2([values.get(o.name, default) for o in PROGRAM]), op.O)
@@ -336,8 +403,6 @@ class Decoder(m.Generator2):
         res.A.data @= aux_data
         glu.H1.valid @= x_act.O & is_op("W3")
         glu.H1.data @= aux_data
-        att.Q.valid @= q_act.O
-        att.Q.data @= bufs["q"].RDATA
 
         # MatVec results: to RoPE, the writer, the residual, SwiGLU or the token choice
         rope.I.valid @= mv.Y.valid & is_op("Q", "K")
@@ -353,31 +418,42 @@ class Decoder(m.Generator2):
         mv.Y.ready @= (is_op("Q", "K") & rope.I.ready) | is_op("V", "W1") | (is_op("O", "W2") & res.B.ready) | (
             is_op("W3") & glu.H3.ready) | (is_op("CLS") & m.mux([amax.I.ready, smp.I.ready], ~greedy))
 
-        # ---- K/V cache readers for attention: rows (layer, t, head // kv_mul), t = 0..pos per head
+        # ---- K/V cache readers for attention: row (layer, t) of every KV head, t = 0..pos,
+        # forked to every unit (head h takes KV head h // kv_mul's part)
         rb = clog2(kv_rows)
 
-        def kv_row(t, kvh):
-            return m.bits((m.zext_to(layer.O, rb) * m.uint(seq, rb) + m.zext_to(t, rb)) * m.uint(nkv, rb)
-                          + m.zext_to(kvh, rb))[:rb]
+        def kv_row(t):
+            return m.bits(m.zext_to(layer.O, rb) * m.uint(seq, rb) + m.zext_to(t, rb))[:rb]
 
         kv_mul = nh // nkv
-        for cname, port in (("k_cache", att.K), ("v_cache", att.V)):
+        for cname, port in (("k_cache", "K"), ("v_cache", "V")):
             t = ctrl_reg(m.UInt[clog2(seq)], f"{cname}_t")
-            h = ctrl_reg(m.UInt[clog2(nh)], f"{cname}_head")
             active = ctrl_reg(m.Bit, f"{cname}_active")
-            fire = active.O & port.ready
+            # the rows enter the heads' clock domain through a register stage (Pipe), so the
+            # heads' arithmetic reads only registers of their own domain and the simulator
+            # evaluates it on that domain's edges alone
+            Row = m.Bits[hs * ACT_BITS]
+            pipe = Pipe(m.Array[nkv, Row])(name=f"{cname}_pipe")
+            fork = Fork(Row, nh, pick=tuple(h // kv_mul for h in range(nh)))(name=f"{cname}_fork")
+            for u in (pipe, fork):
+                u.CLK @= att_clk
+                u.RESET @= io.RESET
+            fork.I @= pipe.O
+            fire = active.O & pipe.I.ready
             t_last = t.O == pos.O
-            h_last = h.O == (nh - 1)
-            t.I @= m.mux([m.mux([t.O, m.mux([t.O + 1, m.uint(0, len(t.O))], t_last)], fire),
-                          m.uint(0, len(t.O))], fresh.O)
-            h.I @= m.mux([m.mux([h.O, h.O + 1], fire & t_last), m.uint(0, len(h.O))], fresh.O)
-            active.I @= m.mux([active.O & ~(fire & t_last & h_last), is_op("ATT")], fresh.O)
-            kvh = m.uint(m.zext_to(h.O, clog2(nh) + 1) // m.uint(kv_mul, clog2(nh) + 1)) if kv_mul > 1 else h.O
-            caches[cname].RADDR @= kv_row(t.O, kvh)
-            port.valid @= active.O
-            row = caches[cname].RDATA
-            for i in range(hs):
-                port.data[i] @= row[i * ACT_BITS:(i + 1) * ACT_BITS]
+            t.I @= m.mux([m.mux([t.O, _step(t.O, t_last)], fire), m.uint(0, len(t.O))], fresh.O)
+            active.I @= m.mux([active.O & ~(fire & t_last), is_op("ATT")], fresh.O)
+            for c in caches[cname]:
+                c.RADDR @= kv_row(t.O)
+            pipe.I.valid @= active.O
+            for k, c in enumerate(caches[cname]):
+                pipe.I.data[k] @= c.RDATA
+            for h, a in enumerate(atts):
+                out, sink = getattr(fork, f"O{h}"), getattr(a, port)
+                sink.valid @= out.valid
+                out.ready @= sink.ready
+                for i in range(hs):
+                    sink.data[i] @= out.data[i * ACT_BITS:(i + 1) * ACT_BITS]
 
         # ---- writes: buffers, and K/V rows assembled from hs results ----------------------
         for name, buf in bufs.items():
@@ -385,27 +461,26 @@ class Decoder(m.Generator2):
             buf.WE @= w_fire & is_op(*writers)
             buf.WADDR @= w_cnt.O[:len(buf.WADDR)]
             buf.WDATA @= w_data
-        for name, buf in bufs.items():        # q is read by attention, x and hb by the aux reader
-            buf.RADDR @= (q_idx if name == "q" else x_idx).O[:len(buf.RADDR)]
-        e_idx = ctrl_reg(m.UInt[clog2(hs)], "kv_elem")
-        w_kvh = ctrl_reg(m.UInt[clog2(nkv)], "kv_head_w")
-        is_kv = is_op("K", "V")
-        e_last = e_idx.O == (hs - 1)
-        kv_fire = w_fire & is_kv
-        e_idx.I @= m.mux([m.mux([e_idx.O, m.mux([e_idx.O + 1, m.uint(0, len(e_idx.O))], e_last)], kv_fire),
-                          m.uint(0, len(e_idx.O))], fresh.O)
-        w_kvh.I @= m.mux([m.mux([w_kvh.O, w_kvh.O + 1], kv_fire & e_last), m.uint(0, len(w_kvh.O))], fresh.O)
+        for buf in bufs.values():             # x and hb are read by the aux reader
+            buf.RADDR @= x_idx.O[:len(buf.RADDR)]
+        e_last = w_elem.O == (hs - 1)
+        head_fire = w_fire & is_op("Q", "K", "V")
+        w_elem.I @= m.mux([m.mux([w_elem.O, _step(w_elem.O, e_last)], head_fire), m.uint(0, len(w_elem.O))],
+                          fresh.O)
+        w_head.I @= m.mux([m.mux([w_head.O, w_head.O + 1], head_fire & e_last), m.uint(0, len(w_head.O))],
+                          fresh.O)
+        kv_fire = w_fire & is_op("K", "V")
         held = []
         for i in range(hs - 1):
             r = data_reg(ACT, f"kv_row{i}", enable=True)
-            load_when(r, kv_fire & (e_idx.O == i), w_data)
+            load_when(r, kv_fire & (w_elem.O == i), w_data)
             held.append(r.O)
         row_data = m.concat(*held, w_data) if hs > 1 else w_data
         for cname, opn in (("k_cache", "K"), ("v_cache", "V")):
-            c = caches[cname]
-            c.WE @= kv_fire & e_last & is_op(opn)
-            c.WADDR @= kv_row(pos.O, w_kvh.O)
-            c.WDATA @= row_data
+            for k, c in enumerate(caches[cname]):
+                c.WE @= kv_fire & e_last & is_op(opn) & (w_head.O == k)
+                c.WADDR @= kv_row(pos.O)
+                c.WDATA @= row_data
 
 
 @functools.lru_cache(maxsize=None)

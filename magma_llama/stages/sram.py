@@ -70,7 +70,12 @@ def write_sram_sources(path) -> str:
     return str(path)
 
 
+def register_source(name: str, text: str) -> None:
+    """Add a cell model (an external module's Verilog) to the sources builds include."""
+    _SOURCES[name] = text
+
+
 def sources_for(verilog_text: str) -> str:
-    """The Verilog of the SRAMs a compiled design declares as external modules."""
-    names = sorted(set(re.findall(r"^// external module (Sram_\d+x\d+)$", verilog_text, re.M)))
+    """The Verilog of the cells (SRAMs, clock gates) a compiled design declares as external modules."""
+    names = sorted(set(re.findall(r"^// external module (\w+)$", verilog_text, re.M)) & set(_SOURCES))
     return "".join(_SOURCES[n] for n in names)

@@ -17,19 +17,25 @@ MUTANTS = {
 
 
 class Fork(m.Generator2):
-    def __init__(self, T, n: int, mutant=None, formal=False):
+    def __init__(self, T, n: int, mutant=None, formal=False, pick: tuple[int, ...] | None = None):
+        """pick: output k gets element pick[k] of an Array[max(pick) + 1, T] input beat (a
+        scatter: the same handshake, a part of the beat each); every element is picked."""
         if n < 1:
             raise ValueError(f"fork needs n >= 1 outputs, got {n}")
+        if pick is not None and (len(pick) != n or sorted(set(pick)) != list(range(max(pick) + 1))):
+            raise ValueError(f"fork: pick must give each of the {n} outputs an element, every element used")
         check_mutant(mutant, MUTANTS, "fork")
-        self.name = module_name("Fork", T, f"n{n}", mutant=mutant, formal=formal)
-        self.io = io = clocked(I=StreamIn(T), **{f"O{k}": StreamOut(T) for k in range(n)})
+        self.name = module_name("Fork", T, f"n{n}", *([f"pick{''.join(map(str, pick))}"] if pick else []),
+                                mutant=mutant, formal=formal)
+        In = T if pick is None else m.Array[max(pick) + 1, T]
+        self.io = io = clocked(I=StreamIn(In), **{f"O{k}": StreamOut(T) for k in range(n)})
         outs = [getattr(io, f"O{k}") for k in range(n)]
         done = [ctrl_reg(m.Bit, f"done{k}") for k in range(n)]
         valids = []
-        for o, d in zip(outs, done):
+        for k, (o, d) in enumerate(zip(outs, done)):
             v = io.I.valid if mutant == "twice" else io.I.valid & ~d.O
             o.valid @= v
-            o.data @= io.I.data
+            o.data @= io.I.data if pick is None else io.I.data[pick[k]]
             valids.append(v)
         in_ready = all_of([d.O | o.ready for o, d in zip(outs, done)])
         fire = io.I.valid & in_ready
