@@ -177,7 +177,11 @@ class Decoder(m.Generator2):
         # run.c consults its sampler only after the prompt: a forced position takes the
         # argmax path (its token is ignored), so the PRNG steps once per sampled token
         forced = ctrl_reg(m.Bit, "forced")
-        greedy = (io.inv_t == 0) | forced.O
+        # inv_t is held steady by the host; a register copy keeps the sampler's arithmetic on
+        # it out of the simulator's input-evaluation pass (it takes effect a cycle later)
+        inv_t = data_reg(m.Bits[31], "inv_t_q")
+        inv_t.I @= io.inv_t
+        greedy = (inv_t.O == 0) | forced.O
 
         # ---- units ------------------------------------------------------------------------
         max_cols, max_rows = max(d, hd), max(d, hd, vocab)
@@ -202,22 +206,21 @@ class Decoder(m.Generator2):
         # a unit idle for most of a token runs on a gated clock (stages/clock_gate.py): only in
         # the ops that use it (and in RESET).  Each is quiescent outside them: an op ends when
         # its last result has left, and nothing else moves a unit's state
-        def clock_only_in(units, *ops):
-            gclk = gated_clock(f"{units[0].name.split('_h')[0]}_clock", io.CLK, io.RESET | is_op(*ops))
+        def clock_only_in(name, units, *ops):
+            gclk = gated_clock(f"{name}_clock", io.CLK, io.RESET | is_op(*ops))
             for u in units:
                 u.CLK @= gclk
                 u.RESET @= io.RESET
             return gclk
 
-        att_clk = clock_only_in(atts, "Q", "ATT")        # queries load during Q
-        clock_only_in([norm], "EMB", "O", "W2", *NORM_OPS)  # x loads while EMB, O and W2 write it
-        clock_only_in([emb], "EMB")
-        clock_only_in([rope], "Q", "K")
-        clock_only_in([res], "O", "W2")
-        clock_only_in([glu], "W3")
-        clock_only_in([amax], "CLS")
-        clock_only_in([smp], "CLS")
-        smp.inv_t @= io.inv_t
+        att_clk = clock_only_in("attention", atts, "Q", "ATT")        # queries load during Q
+        clock_only_in("rmsnorm", [norm], "EMB", "O", "W2", *NORM_OPS)  # x loads while EMB, O and W2 write it
+        clock_only_in("embed", [emb], "EMB")
+        clock_only_in("rope", [rope], "Q", "K")
+        clock_only_in("residual", [res], "O", "W2")
+        clock_only_in("swiglu", [glu], "W3")
+        clock_only_in("classifier", [amax, smp], "CLS")
+        smp.inv_t @= inv_t.O
         smp.seed @= io.seed
 
         # ---- buffers ----------------------------------------------------------------------
