@@ -1,15 +1,16 @@
 """Simulator speed of decoder builds, side by side in one run.
 
     python benchmarks/sim_speed.py BUILD_DIR [BUILD_DIR ...] --weights IMAGE.hex [--tokens 64]
-        [--repeats 3] [--json]
+        [--repeats 5] [--json]
 
 Each BUILD_DIR is a cached build of decoder/build.py (`build/rtl/<key>/`, its binary in
 obj/Vharness), e.g. the same config at two commits; IMAGE.hex the weight image they read
 (`build/weights/`).  Per build: the harness is started and reset with no tokens
 (startup: mostly `$readmemh` of the image), and then run for N greedy tokens from BOS;
-each `repeats` times, medians.  Simulation seconds = run - startup.  The cycles are the
-harness's own count, so two builds of the same decoder must agree on them (a check that
-the comparison is fair)."""
+each `repeats` times, the builds taking turns, and the fastest time of each kept (this
+machine's neighbours only ever add time).  Simulation seconds = run - startup.  The
+cycles are the harness's own count, so two builds of the same decoder must agree on them
+(a check that the comparison is fair); builds of different decoders compare tok/s."""
 
 from __future__ import annotations
 
@@ -36,24 +37,37 @@ def _time(binary: Path, image: Path, script: str) -> tuple[float, str]:
     return time.perf_counter() - t0, proc.stdout
 
 
-def measure(build: Path, image: Path, tokens: int, repeats: int) -> dict:
-    binary = build / "obj" / "Vharness"
-    if not binary.exists():
-        raise BenchError(f"no harness binary in {build} (a build directory of build/rtl/)")
-    start = [_time(binary, image, "reset 0 0\nquit\n")[0] for _ in range(repeats)]
-    runs, cycles = [], None
+def measure(builds: list[Path], image: Path, tokens: int, repeats: int) -> list[dict]:
+    """Per build: startup and run times, interleaved across the builds (a slow spell of the
+    machine hits every build alike), the minimum of the repeats (other work on the machine
+    only ever adds time)."""
+    binaries = []
+    for build in builds:
+        binary = build / "obj" / "Vharness"
+        if not binary.exists():
+            raise BenchError(f"no harness binary in {build} (a build directory of build/rtl/)")
+        binaries.append(binary)
+    start = [[] for _ in builds]
+    runs = [[] for _ in builds]
+    cycles = [None for _ in builds]
     for _ in range(repeats):
-        t, out = _time(binary, image, f"reset 0 0\ntok 1 1\nrun {tokens} 1000000000\nquit\n")
-        done = [line.split() for line in out.splitlines() if line.startswith("done")]
-        if not done:
-            raise BenchError(f"{binary} did not finish {tokens} tokens")
-        runs.append(t)
-        cycles = int(done[0][1])
-    sim = max(1e-9, statistics.median(runs) - statistics.median(start))
-    key = json.loads((build / "key.json").read_text()) if (build / "key.json").exists() else {}
-    return {"build": str(build), "config": key.get("config"), "lanes": key.get("lanes"), "bits": key.get("bits"),
-            "tokens": tokens, "cycles": cycles, "startup_s": statistics.median(start),
-            "sim_s": sim, "sim_tokens_per_s": tokens / sim, "cycles_per_s": cycles / sim}
+        for i, binary in enumerate(binaries):
+            start[i].append(_time(binary, image, "reset 0 0\nquit\n")[0])
+            t, out = _time(binary, image, f"reset 0 0\ntok 1 1\nrun {tokens} 1000000000\nquit\n")
+            done = [line.split() for line in out.splitlines() if line.startswith("done")]
+            if not done:
+                raise BenchError(f"{binary} did not finish {tokens} tokens")
+            runs[i].append(t)
+            cycles[i] = int(done[0][1])
+    rows = []
+    for i, build in enumerate(builds):
+        sim = max(1e-9, min(runs[i]) - min(start[i]))
+        key = json.loads((build / "key.json").read_text()) if (build / "key.json").exists() else {}
+        rows.append({"build": str(build), "config": key.get("config"), "lanes": key.get("lanes"),
+                     "bits": key.get("bits"), "tokens": tokens, "cycles": cycles[i], "startup_s": min(start[i]),
+                     "sim_s": sim, "sim_tokens_per_s": tokens / sim, "cycles_per_s": cycles[i] / sim,
+                     "run_s_median": statistics.median(runs[i])})
+    return rows
 
 
 def main(argv=None) -> int:
@@ -61,7 +75,7 @@ def main(argv=None) -> int:
     ap.add_argument("builds", nargs="+", type=Path, metavar="BUILD_DIR")
     ap.add_argument("--weights", type=Path, required=True, metavar="IMAGE.hex")
     ap.add_argument("--tokens", type=int, default=64)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--json", action="store_true", help="print one JSON list instead of the table")
     a = ap.parse_args(argv)
     if not a.weights.exists():
@@ -71,7 +85,7 @@ def main(argv=None) -> int:
         print("error: --tokens and --repeats must be at least 1", file=sys.stderr)
         return 2
     try:
-        rows = [measure(b, a.weights, a.tokens, a.repeats) for b in a.builds]
+        rows = measure(a.builds, a.weights, a.tokens, a.repeats)
     except BenchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -85,7 +99,7 @@ def main(argv=None) -> int:
               f"{r['startup_s']:.2f} | {r['sim_s']:.2f} | {r['sim_tokens_per_s']:.2f} | "
               f"{r['cycles_per_s'] / 1e6:.2f} | {rows[0]['sim_s'] / r['sim_s']:.2f}x |")
     if len({r["cycles"] for r in rows}) > 1:
-        print("note: the builds disagree on cycles: they are not the same decoder")
+        print("note: the builds disagree on cycles: they are not the same decoder (compare sim tok/s)")
     return 0
 
 

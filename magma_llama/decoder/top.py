@@ -52,7 +52,7 @@ from magma_llama.decoder.weight_port import ADDR_BITS, GAIN_ENTRY_BITS, LEN_BITS
 from magma_llama.io.checkpoint import Config
 from magma_llama.numerics.fixed import ACT_BITS
 from magma_llama.numerics.weights import EXP_BITS, GAIN_BITS
-from magma_llama.streams._base import any_of, clocked, ctrl_reg, data_reg, load_when, pad_pow2
+from magma_llama.streams._base import any_of, clocked, ctrl_reg, data_reg, load_when, pad_pow2, wrap_inc
 from magma_llama.streams.fork import Fork
 from magma_llama.streams.pipe import Pipe
 from magma_llama.streams.types import StreamIn, StreamOut, clog2
@@ -123,11 +123,6 @@ class _Merged:
 def _select(items, idx):
     """items[idx] (one item: itself)."""
     return m.mux(pad_pow2(items), idx) if len(items) > 1 else items[0]
-
-
-def _step(counter, last):
-    """counter + 1, or 0 after the last value."""
-    return m.mux([counter + 1, m.uint(0, len(counter))], last)
 
 
 class Decoder(m.Generator2):
@@ -286,7 +281,7 @@ class Decoder(m.Generator2):
             a.O.ready @= is_op("ATT") & sink_ready & (o_head.O == h)
         att_fire = is_op("ATT") & att_out.valid & sink_ready
         o_elem_last = o_elem.O == (hs - 1)
-        o_elem.I @= m.mux([m.mux([o_elem.O, _step(o_elem.O, o_elem_last)], att_fire), m.uint(0, len(o_elem.O))],
+        o_elem.I @= m.mux([m.mux([o_elem.O, wrap_inc(o_elem.O, o_elem_last)], att_fire), m.uint(0, len(o_elem.O))],
                           fresh.O)
         o_head.I @= m.mux([m.mux([o_head.O, o_head.O + 1], att_fire & o_elem_last), m.uint(0, len(o_head.O))],
                           fresh.O)
@@ -444,7 +439,7 @@ class Decoder(m.Generator2):
             fork.I @= pipe.O
             fire = active.O & pipe.I.ready
             t_last = t.O == pos.O
-            t.I @= m.mux([m.mux([t.O, _step(t.O, t_last)], fire), m.uint(0, len(t.O))], fresh.O)
+            t.I @= m.mux([m.mux([t.O, wrap_inc(t.O, t_last)], fire), m.uint(0, len(t.O))], fresh.O)
             active.I @= m.mux([active.O & ~(fire & t_last), is_op("ATT")], fresh.O)
             for c in caches[cname]:
                 c.RADDR @= kv_row(t.O)
@@ -468,7 +463,7 @@ class Decoder(m.Generator2):
             buf.RADDR @= x_idx.O[:len(buf.RADDR)]
         e_last = w_elem.O == (hs - 1)
         head_fire = w_fire & is_op("Q", "K", "V")
-        w_elem.I @= m.mux([m.mux([w_elem.O, _step(w_elem.O, e_last)], head_fire), m.uint(0, len(w_elem.O))],
+        w_elem.I @= m.mux([m.mux([w_elem.O, wrap_inc(w_elem.O, e_last)], head_fire), m.uint(0, len(w_elem.O))],
                           fresh.O)
         w_head.I @= m.mux([m.mux([w_head.O, w_head.O + 1], head_fire & e_last), m.uint(0, len(w_head.O))],
                           fresh.O)

@@ -33,7 +33,7 @@ import magma as m
 from magma_llama.numerics import tables as T
 from magma_llama.numerics.fixed import ACC_BITS, ACT_BITS, ACT_FRAC, ATT_EXTRA, DOT_SHIFT, ONE_Q30, Q30
 from magma_llama.stages.units import SCALE_BITS, pack_scale, unpack_scale
-from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg, load_when, pad_pow2
+from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg, load_when, pad_pow2, wrap_inc
 from magma_llama.streams.types import StreamIn, StreamOut, clog2
 
 ACT = m.Bits[ACT_BITS]
@@ -128,12 +128,6 @@ class _CheapMath:
         return m.bits(oi)[:ACT_BITS] ^ m.zext_to(m.bits(mant), ACT_BITS)
 
 
-def _step(counter, last):
-    """counter + 1, or 0 after the last value."""
-    n = len(counter)
-    return m.mux([counter + 1, m.uint(0, n)], last)
-
-
 class Attention(m.Generator2):
     def __init__(self, head_size: int, seq_len: int, mutant=None, formal=False):
         check_mutant(mutant, MUTANTS, "attention")
@@ -189,11 +183,11 @@ class Attention(m.Generator2):
             r = data_reg(ACT, f"q{i}")
             r.I @= m.mux([r.O, io.Q.data], q_fire & (q_idx.O == i))
             qbuf.append(r.O)
-        q_idx.I @= m.mux([q_idx.O, _step(q_idx.O, q_last)], q_fire)
+        q_idx.I @= m.mux([q_idx.O, wrap_inc(q_idx.O, q_last)], q_fire)
         q_full.I @= m.mux([q_full.O | (q_fire & q_last), m.bit(0)], k_fire & k_last)
 
         # score stage
-        k_pos.I @= m.mux([k_pos.O, _step(k_pos.O, k_last)], k_fire)
+        k_pos.I @= m.mux([k_pos.O, wrap_inc(k_pos.O, k_last)], k_fire)
         s_full.I @= k_fire | (s_full.O & ~v_fire)
         load_when(s_reg, k_fire, math.score(qbuf, [io.K.data[i] for i in range(hs)]))
 
@@ -204,7 +198,7 @@ class Attention(m.Generator2):
         load_when(l_acc, v_fire, l_new)
         for r, nxt in zip(o_acc, o_new):
             load_when(r, v_fire, nxt)
-        v_pos.I @= m.mux([v_pos.O, _step(v_pos.O, v_last)], v_fire)
+        v_pos.I @= m.mux([v_pos.O, wrap_inc(v_pos.O, v_last)], v_fire)
         in_fin = phase.O == FIN_PHASE
         load_when(inv, in_fin, pack_scale(math.finish(l_acc.O)))
 
@@ -212,7 +206,7 @@ class Attention(m.Generator2):
         oi = m.mux(pad_pow2([r.O for r in o_acc]), out_idx.O) if hs > 1 else o_acc[0].O
         load_when(o_data, o_load, math.out(oi, *unpack_scale(inv.O)))
         o_valid.I @= o_load | (o_valid.O & ~io.O.ready & m.bit(mutant != "drop_o"))
-        out_idx.I @= m.mux([out_idx.O, _step(out_idx.O, out_last)], o_load)
+        out_idx.I @= m.mux([out_idx.O, wrap_inc(out_idx.O, out_last)], o_load)
         nxt_phase = m.mux([phase.O, m.uint(FIN_PHASE, 2)], v_fire & v_last)
         nxt_phase = m.mux([nxt_phase, m.uint(OUT_PHASE, 2)], in_fin)
         nxt_phase = m.mux([nxt_phase, m.uint(ACC_PHASE, 2)], o_load & out_last)

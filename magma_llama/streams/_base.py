@@ -71,6 +71,11 @@ def all_of(bits):
     return out
 
 
+def wrap_inc(counter, last):
+    """counter + 1, or 0 after its last value (`last` high): a counter that wraps at a bound."""
+    return m.mux([counter + 1, m.uint(0, len(counter))], last)
+
+
 def pad_pow2(items):
     """m.mux selects with a full binary index; repeat the last item to fill it."""
     n = 1
