@@ -126,7 +126,9 @@ def _select(items, idx):
 
 
 class Decoder(m.Generator2):
-    def __init__(self, cfg: Config, lanes: int = 16, bits: int = 16):
+    def __init__(self, cfg: Config, lanes: int = 16, bits: int = 16, clock_gating: bool = True):
+        """clock_gating=False: every unit on CLK (the same decoder, cycle for cycle: a test
+        compares the two)."""
         from magma_llama.stages.argmax import Argmax
         from magma_llama.stages.clock_gate import gated_clock
         from magma_llama.stages.attention import Attention
@@ -145,7 +147,7 @@ class Decoder(m.Generator2):
         nl, nh, nkv, seq, vocab = cfg.n_layers, cfg.n_heads, cfg.n_kv_heads, cfg.seq_len, cfg.vocab_size
         L, WB = lanes, layout.word_bits
         self.name = f"Decoder_{cfg.dim}_{cfg.hidden_dim}_{nl}_{nh}_{nkv}_{vocab}_{seq}" + (
-            "" if cfg.shared_classifier else "_u") + f"_L{L}_w{bits}"
+            "" if cfg.shared_classifier else "_u") + f"_L{L}_w{bits}" + ("" if clock_gating else "_ungated")
         TokIn = m.Product.from_fields(f"TokIn{TOKEN_BITS}", {"token": m.Bits[TOKEN_BITS], "last": m.Bit})
         WReq = m.Product.from_fields("WReq", {"addr": m.UInt[ADDR_BITS], "len": m.UInt[LEN_BITS]})
         self.io = io = clocked(TOK_IN=StreamIn(TokIn), TOK_OUT=StreamOut(m.Bits[TOKEN_BITS]),
@@ -202,7 +204,7 @@ class Decoder(m.Generator2):
         # the ops that use it (and in RESET).  Each is quiescent outside them: an op ends when
         # its last result has left, and nothing else moves a unit's state
         def clock_only_in(name, units, *ops):
-            gclk = gated_clock(f"{name}_clock", io.CLK, io.RESET | is_op(*ops))
+            gclk = gated_clock(f"{name}_clock", io.CLK, io.RESET | is_op(*ops)) if clock_gating else io.CLK
             for u in units:
                 u.CLK @= gclk
                 u.RESET @= io.RESET
