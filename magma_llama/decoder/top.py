@@ -52,7 +52,7 @@ from magma_llama.decoder.weight_port import ADDR_BITS, GAIN_ENTRY_BITS, LEN_BITS
 from magma_llama.io.checkpoint import Config
 from magma_llama.numerics.fixed import ACT_BITS
 from magma_llama.numerics.weights import EXP_BITS, GAIN_BITS
-from magma_llama.streams._base import any_of, clocked, ctrl_reg, data_reg, load_when, pad_pow2, wrap_inc
+from magma_llama.streams._base import any_of, clocked, ctrl_reg, data_reg, load_when, pad_pow2, select, wrap_inc
 from magma_llama.streams.fork import Fork
 from magma_llama.streams.pipe import Pipe
 from magma_llama.streams.types import StreamIn, StreamOut, clog2
@@ -118,11 +118,6 @@ class _Merged:
     """A stream driven by whichever of several units' outputs is selected (valid and data)."""
     valid: object
     data: object
-
-
-def _select(items, idx):
-    """items[idx] (one item: itself)."""
-    return m.mux(pad_pow2(items), idx) if len(items) > 1 else items[0]
 
 
 class Decoder(m.Generator2):
@@ -252,10 +247,22 @@ class Decoder(m.Generator2):
         # the writer: every op's results, one per beat, into its destination
         n_out_m1 = table({k: s[0] - 1 for k, s in shapes.items()}, clog2(max(d, hd) + 1))
         w_cnt = ctrl_reg(m.UInt[clog2(max(d, hd) + 1)], "w_cnt")
+        def head_counters(prefix):
+            """(element, head) registers of results that come head after head, hs a head, from
+            0 at an op's first cycle; `count(fire)` advances them by the beats that fire."""
+            elem = ctrl_reg(m.UInt[clog2(hs)], f"{prefix}_elem")
+            head = ctrl_reg(m.UInt[clog2(nh)], f"{prefix}_head")
+
+            def count(fire):
+                last = elem.O == (hs - 1)
+                elem.I @= m.mux([m.mux([elem.O, wrap_inc(elem.O, last)], fire), m.uint(0, len(elem.O))], fresh.O)
+                head.I @= m.mux([m.mux([head.O, head.O + 1], fire & last), m.uint(0, len(head.O))], fresh.O)
+                return last
+            return elem, head, count
+
         # the heads' outputs, head after head: the unit whose turn it is drives the stream
-        o_elem = ctrl_reg(m.UInt[clog2(hs)], "att_out_elem")
-        o_head = ctrl_reg(m.UInt[clog2(nh)], "att_out_head")
-        att_out = _Merged(_select([a.O.valid for a in atts], o_head.O), _select([a.O.data for a in atts], o_head.O))
+        _, o_head, count_out = head_counters("att_out")
+        att_out = _Merged(select([a.O.valid for a in atts], o_head.O), select([a.O.data for a in atts], o_head.O))
         sources = {  # op -> the stream its results arrive on
             "EMB": emb.O, "NORM_ATT": norm.O, "NORM_FFN": norm.O, "NORM_FIN": norm.O,
             "Q": rope.O, "K": rope.O, "V": mv.Y, "W1": mv.Y, "ATT": att_out,
@@ -269,9 +276,8 @@ class Decoder(m.Generator2):
         to_norm = is_op(*[o.name for o in PROGRAM if o.to_norm])
         # Q's results go to the query of head w_head (w_head: the head, or KV head, of the
         # result being written during Q, K and V; w_elem: its element)
-        w_elem = ctrl_reg(m.UInt[clog2(hs)], "w_elem")
-        w_head = ctrl_reg(m.UInt[clog2(nh)], "w_head")
-        q_ready = _select([a.Q.ready for a in atts], w_head.O)
+        w_elem, w_head, count_written = head_counters("w")
+        q_ready = select([a.Q.ready for a in atts], w_head.O)
         sink_ready = (~to_matvec | mv.X.ready) & (~to_norm | norm.X.ready) & (~is_op("Q") | q_ready)
         w_fire = w_valid & sink_ready
         for stream in {id(s): s for s in sources.values()}.values():
@@ -281,12 +287,7 @@ class Decoder(m.Generator2):
             a.Q.valid @= w_valid & is_op("Q") & (w_head.O == h)
             a.Q.data @= w_data
             a.O.ready @= is_op("ATT") & sink_ready & (o_head.O == h)
-        att_fire = is_op("ATT") & att_out.valid & sink_ready
-        o_elem_last = o_elem.O == (hs - 1)
-        o_elem.I @= m.mux([m.mux([o_elem.O, wrap_inc(o_elem.O, o_elem_last)], att_fire), m.uint(0, len(o_elem.O))],
-                          fresh.O)
-        o_head.I @= m.mux([m.mux([o_head.O, o_head.O + 1], att_fire & o_elem_last), m.uint(0, len(o_head.O))],
-                          fresh.O)
+        count_out(is_op("ATT") & att_out.valid & sink_ready)
         last_result = w_fire & (w_cnt.O == n_out_m1)
         w_cnt.I @= m.mux([m.mux([w_cnt.O, w_cnt.O + 1], w_fire), m.uint(0, len(w_cnt.O))], fresh.O | last_result)
 
@@ -360,7 +361,7 @@ class Decoder(m.Generator2):
         g_idx = ctrl_reg(m.UInt[clog2(K)], "gain_idx")
         g_cnt = ctrl_reg(m.UInt[clog2(d)], "gain_cnt")
         entries = [word[j * GAIN_ENTRY_BITS:(j + 1) * GAIN_ENTRY_BITS] for j in range(K)]
-        entry = m.mux(pad_pow2(entries), g_idx.O) if K > 1 else entries[0]
+        entry = select(entries, g_idx.O)
         norm.G.data.mant @= entry[:GAIN_BITS]
         norm.G.data.exp @= entry[GAIN_BITS:GAIN_ENTRY_BITS]
         norm.G.valid @= w_in & is_norm
@@ -443,10 +444,9 @@ class Decoder(m.Generator2):
             t_last = t.O == pos.O
             t.I @= m.mux([m.mux([t.O, wrap_inc(t.O, t_last)], fire), m.uint(0, len(t.O))], fresh.O)
             active.I @= m.mux([active.O & ~(fire & t_last), is_op("ATT")], fresh.O)
-            for c in caches[cname]:
-                c.RADDR @= kv_row(t.O)
             pipe.I.valid @= active.O
             for k, c in enumerate(caches[cname]):
+                c.RADDR @= kv_row(t.O)
                 pipe.I.data[k] @= c.RDATA
             for h, a in enumerate(atts):
                 out, sink = getattr(fork, f"O{h}"), getattr(a, port)
@@ -463,12 +463,7 @@ class Decoder(m.Generator2):
             buf.WDATA @= w_data
         for buf in bufs.values():             # x and hb are read by the aux reader
             buf.RADDR @= x_idx.O[:len(buf.RADDR)]
-        e_last = w_elem.O == (hs - 1)
-        head_fire = w_fire & is_op("Q", "K", "V")
-        w_elem.I @= m.mux([m.mux([w_elem.O, wrap_inc(w_elem.O, e_last)], head_fire), m.uint(0, len(w_elem.O))],
-                          fresh.O)
-        w_head.I @= m.mux([m.mux([w_head.O, w_head.O + 1], head_fire & e_last), m.uint(0, len(w_head.O))],
-                          fresh.O)
+        e_last = count_written(w_fire & is_op("Q", "K", "V"))
         kv_fire = w_fire & is_op("K", "V")
         held = []
         for i in range(hs - 1):

@@ -33,7 +33,7 @@ import magma as m
 from magma_llama.numerics import tables as T
 from magma_llama.numerics.fixed import ACC_BITS, ACT_BITS, ACT_FRAC, ATT_EXTRA, DOT_SHIFT, ONE_Q30, Q30
 from magma_llama.stages.units import SCALE_BITS, pack_scale, unpack_scale
-from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg, load_when, pad_pow2, wrap_inc
+from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg, load_when, select, wrap_inc
 from magma_llama.streams.types import StreamIn, StreamOut, clog2
 
 ACT = m.Bits[ACT_BITS]
@@ -203,7 +203,7 @@ class Attention(m.Generator2):
         load_when(inv, in_fin, pack_scale(math.finish(l_acc.O)))
 
         # output
-        oi = m.mux(pad_pow2([r.O for r in o_acc]), out_idx.O) if hs > 1 else o_acc[0].O
+        oi = select([r.O for r in o_acc], out_idx.O)
         load_when(o_data, o_load, math.out(oi, *unpack_scale(inv.O)))
         o_valid.I @= o_load | (o_valid.O & ~io.O.ready & m.bit(mutant != "drop_o"))
         out_idx.I @= m.mux([out_idx.O, wrap_inc(out_idx.O, out_last)], o_load)

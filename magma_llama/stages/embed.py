@@ -21,7 +21,7 @@ from magma_llama.numerics.fixed import ACC_BITS, ACT_BITS, ACT_FRAC
 from magma_llama.numerics.weights import EXP_BITS
 from magma_llama.stages import units
 from magma_llama.stages.matvec import WeightBeat, beats_per_row
-from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg, load_when, pad_pow2
+from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg, load_when, select
 from magma_llama.streams.types import StreamIn, StreamOut, clog2
 
 ACT = m.Bits[ACT_BITS]
@@ -73,8 +73,8 @@ class Embed(m.Generator2):
         for j in range(L):
             load_when(mants[j], w_fire, io.W.data.mant[j])
             load_when(exps[j], w_fire, io.W.data.exp[j])
-        mant = m.mux(pad_pow2([r.O for r in mants]), lane.O) if L > 1 else mants[0].O
-        exp = m.mux(pad_pow2([r.O for r in exps]), lane.O) if L > 1 else exps[0].O
+        mant = select([r.O for r in mants], lane.O)
+        exp = select([r.O for r in exps], lane.O)
 
         zero_lane = m.uint(0, len(lane.O))
         held.I @= w_fire | (held.O & ~beat_done)

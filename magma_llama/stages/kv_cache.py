@@ -25,7 +25,7 @@ import functools
 import magma as m
 
 from magma_llama.streams._base import (check_mutant, clocked, ctrl_reg, data_reg, module_name,
-                                       pad_pow2)
+                                       select)
 from magma_llama.streams.types import StreamIn, StreamOut, clog2
 
 MUTANTS = {
@@ -76,7 +76,7 @@ class KvCache(m.Generator2):
         r_fire = io.R.valid & r_ready
         for k, cell in enumerate(mem):
             cell.I @= m.mux([cell.O, io.W.data.data], w_fire & (w_addr == k))
-        stored = m.mux(pad_pow2([c.O for c in mem]), r_addr[:clog2(n)]) if n > 1 else mem[0].O
+        stored = select([c.O for c in mem], r_addr[:clog2(n)])
         bypass = w_fire & (w_addr == r_addr)
         if mutant == "no_bypass":
             bypass = m.bit(0)

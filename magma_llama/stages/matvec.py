@@ -35,7 +35,7 @@ from magma_llama.numerics.fixed import ACC_BITS, ACT_BITS, ACT_MAX, ACT_MIN, MAT
 from magma_llama.numerics.weights import EXP_BITS, WEIGHT_FORMATS
 from magma_llama.stages.sram import memory
 from magma_llama.stages.units import tree_sum
-from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg
+from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg, wrap_inc
 from magma_llama.streams.types import StreamIn, StreamOut, clog2
 
 ACT = m.Bits[ACT_BITS]
@@ -142,8 +142,7 @@ class MatVec(m.Generator2):
         load_lane = ctrl_reg(m.UInt[clog2(L)], "load_lane")
         load_beat = ctrl_reg(m.UInt[clog2(B)], "load_beat")
         last_lane = load_lane.O == (L - 1)
-        load_lane.I @= m.mux([load_lane.O, m.mux([load_lane.O + 1, m.uint(0, len(load_lane.O))],
-                                                 last_lane | last_load)], load_fire)
+        load_lane.I @= m.mux([load_lane.O, wrap_inc(load_lane.O, last_lane | last_load)], load_fire)
         load_beat.I @= m.mux([load_beat.O, m.mux([m.mux([load_beat.O, load_beat.O + 1], last_lane),
                                                   m.uint(0, len(load_beat.O))], last_load)], load_fire)
         waddr = m.concat(m.bits(load_beat.O), m.bits([target]))

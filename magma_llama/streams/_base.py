@@ -76,6 +76,11 @@ def wrap_inc(counter, last):
     return m.mux([counter + 1, m.uint(0, len(counter))], last)
 
 
+def select(items, idx):
+    """items[idx] as a mux on a binary index (one item: itself, no select)."""
+    return m.mux(pad_pow2(items), idx) if len(items) > 1 else items[0]
+
+
 def pad_pow2(items):
     """m.mux selects with a full binary index; repeat the last item to fill it."""
     n = 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import magma as m
 
-from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, module_name, pad_pow2
+from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, module_name, pad_pow2, select
 from magma_llama.streams.types import StreamIn, StreamOut, clog2
 
 MUTANTS = {
@@ -42,7 +42,7 @@ class Arbiter(m.Generator2):
             for k in reversed(order[:-1]):
                 pick = m.mux([pick, const(k)], ins[k].valid)
             picks.append(pick)
-        free = m.mux(pad_pow2(picks), prio.O) if n > 1 else picks[0]
+        free = select(picks, prio.O)
         grant = free if mutant == "no_lock" else m.mux([free, lock_idx.O], lock.O)
         if n > 1:
             out_valid = m.mux(pad_pow2([i.valid for i in ins]), grant)

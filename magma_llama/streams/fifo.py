@@ -10,7 +10,7 @@ from __future__ import annotations
 import magma as m
 
 from magma_llama.streams._base import (check_mutant, clocked, ctrl_reg, data_reg, module_name,
-                                       pad_pow2)
+                                       select)
 from magma_llama.streams.types import StreamIn, StreamOut, clog2
 
 MUTANTS = {
@@ -53,7 +53,7 @@ class Fifo(m.Generator2):
             cell.I @= m.mux([cell.O, io.I.data], push & (wr.O == k))
         io.I.ready @= in_ready
         io.O.valid @= out_valid
-        io.O.data @= m.mux(pad_pow2([c.O for c in mem]), rd.O) if depth > 1 else mem[0].O
+        io.O.data @= select([c.O for c in mem], rd.O)
         io.count @= count.O
 
         if formal:
