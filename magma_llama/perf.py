@@ -9,8 +9,8 @@ runs on (docs/stages.md) and the words it takes from the weight port:
   cycles after the last word for the result to pass the units behind MatVec (every
   projection finds its vector loaded: MatVec has two vector banks, and the op before
   fills one while it runs, or the vector is kept);
-- an RMSNorm op scales and streams out `dim` elements (its vector was loaded by the op
-  that wrote x: EMB, O or W2), taking the gains from the port;
+- an RMSNorm op scales and streams out `dim` elements, `gains_per_word` a cycle (its
+  vector was loaded by the op that wrote x: EMB, O or W2), taking a word of gains a beat;
 - ATT runs every head at once (one attention unit per head, in lockstep), pos + 1
   positions, then the heads' outputs leave one a cycle, `dim` of them;
 - EMB waits for its embedding row (the only memory round trip of a token: the rest
@@ -65,7 +65,8 @@ def op_cycles(cfg: Config, hw: Hardware, pos: float) -> dict[str, float]:
     def words(name: str) -> float:
         return secs[f"layer0.{name}" if name not in ("wcls", "rms_final") else name].words * cpw
 
-    norm = max(d, secs["rms_final"].words * cpw) + NORM_TAIL     # one gain a cycle, unless the port is slower
+    # a beat of gains_per_word elements a cycle (a port word of gains each), unless the port is slower
+    norm = max(d // layout.gains_per_word, secs["rms_final"].words * cpw) + NORM_TAIL
     per_layer = {
         "NORM_ATT": norm,
         "Q": words("wq") + MATVEC_TAIL + ROPE_TAIL,

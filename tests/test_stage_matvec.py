@@ -5,7 +5,9 @@ sources/sinks of streams/testbench.py):
 - `a`: L=16, w16, 172 cols (not a multiple of 16: the last beat of a row is padded), 6 rows;
 - `b`: L=4, w8, 40 cols, 5 rows;
 - `q`: L=16, w16, stories260K layer 0 wq (64 x 64), all 64 rows (the wq image's 256 beats).
-- `r`: L=1, w24, 1 x 1, a directed case for the per-term rounding half (ROUND_CASE).
+- `r`: L=1, w24, 1 x 1, a directed case for the per-term rounding half (ROUND_CASE);
+- `w`: L=4, w8, 40 cols, 5 rows, its vectors loaded through the 2-wide port XN (X idle;
+  the decoder's norms load this way).
 Source beat k of a port is rom[(k + seed) % 256]; the expected outputs are computed
 from the beats that actually moved: X beats make the vectors, W beats the rows (for
 `q` the real wq rows, since every seed is a multiple of the 4 beats of a row)."""
@@ -25,7 +27,8 @@ from tests.streams_sim import Sim, check_protocol, once_per_test_run, source_pre
 CYCLES = 2400
 # (seed, how often sources offer, how often sinks accept), out of 256; seeds are multiples of 4
 RUNS = [(0x1234, 128, 128), (0xBEE0, 250, 250), (0x0040, 250, 40), (0x7A10, 60, 250), (0x5EEC, 190, 110)]
-CONFIGS = {"a": (16, 16, 172, 6), "b": (4, 8, 40, 5), "q": (16, 16, 64, 64), "r": (1, 24, 1, 1)}
+CONFIGS = {"a": (16, 16, 172, 6), "b": (4, 8, 40, 5), "q": (16, 16, 64, 64), "r": (1, 24, 1, 1), "w": (4, 8, 40, 5)}
+WIDE = {"w": 2}             # engines loaded through XN, N elements a beat
 # engine `r`, a directed rounding case: m = 2^16 - 1, x = 2^16, e = -33 (k = -17), so
 # p = 2^32 - 2^16 and the term rshr(p, 17) = 2^15 only with its rounding half; the output
 # rshr(2^15, 16) = 1 (0 without the half).  Random data almost never shows that half.
@@ -72,6 +75,7 @@ def _unpack(v, lanes, bits):
 def _matrices():
     rng = np.random.default_rng(5)
     out = {"a": _random_matrix(rng, 24, 172, 16), "b": _random_matrix(rng, 26, 40, 8), "q": _wq()}
+    out["w"] = out["b"]
     if out["q"] is None:   # no checkpoint: a random stand-in keeps the build; the wq test skips
         out["q"] = _random_matrix(rng, 64, 64, 16)
     return out
@@ -83,6 +87,34 @@ def _activations(rng):
     big = rng.random(256) < 0.015
     x[big] = rng.choice([-(1 << (ACT_BITS - 1)), (1 << (ACT_BITS - 1)) - 1], big.sum())
     return [int(v) & ((1 << ACT_BITS) - 1) for v in x]
+
+
+def _xn_only(lanes, bits, cols, rows, n):
+    """MatVec(wide=n) with its X port idle: its vectors load through XN alone (the port
+    contract: a vector loads through one port), so the bench feeds XN, W and drains Y."""
+    import magma as m
+    from magma_llama.stages.matvec import MatVec, WeightBeat
+    from magma_llama.streams._base import clocked
+    from magma_llama.streams.types import StreamIn, StreamOut
+    inner = MatVec(lanes, bits, cols, rows, wide=n)
+
+    class MatVecXnOnly(m.Circuit):
+        name = inner.name + "_xn_only"
+        io = clocked(XN=StreamIn(m.Array[n, m.Bits[ACT_BITS]]), W=StreamIn(WeightBeat(lanes, bits)),
+                     Y=StreamOut(m.Bits[ACT_BITS]))
+        mv = inner(name="matvec")
+        mv.CLK @= io.CLK
+        mv.RESET @= io.RESET
+        mv.X.valid @= 0
+        mv.X.data @= 0
+        for port in ("XN", "W"):
+            getattr(mv, port).valid @= getattr(io, port).valid
+            getattr(mv, port).data @= getattr(io, port).data
+            getattr(io, port).ready @= getattr(mv, port).ready
+        io.Y.valid @= mv.Y.valid
+        io.Y.data @= mv.Y.data
+        mv.Y.ready @= io.Y.ready
+    return MatVecXnOnly
 
 
 def _simulate(workdir):
@@ -97,6 +129,9 @@ def _simulate(workdir):
             return [xx] * 256 if port == "X" else [_pack([mm], [ee], 24)] * 256
         if port == "X":
             return _activations(np.random.default_rng(len(label) * 7 + ord(label[0])))
+        if port == "XN":      # N activations a beat, the first in the low bits
+            n, xs = WIDE[label], _activations(np.random.default_rng(ord(label[0])))
+            return [sum(xs[(n * b + j) % 256] << (j * ACT_BITS) for j in range(n)) for b in range(256)]
         if port == "W":
             L, bits = CONFIGS[label][:2]
             mant, exp = weight_beats(mats[label], L)
@@ -104,7 +139,7 @@ def _simulate(workdir):
             return (beats * (256 // len(beats) + 1))[:256]
         return None
 
-    duts = {k: MatVec(*cfg) for k, cfg in CONFIGS.items()}
+    duts = {k: _xn_only(*cfg, WIDE[k]) if k in WIDE else MatVec(*cfg) for k, cfg in CONFIGS.items()}
     bench, infos, extras = make_bench(duts, rom_fn=rom, name="MatVecBench")
     runs = run_bench(bench, infos, extras, RUNS, CYCLES, workdir, flags=("--output-split", "0"),
                      unprinted=tuple(f"{k}_W" for k in CONFIGS))
@@ -125,7 +160,11 @@ def _check_engine(sim, label, run, real_rows=None):
     L, bits, cols, rows = CONFIGS[label]
     nb = -(-cols // L)
     check_protocol(sim, label, run)
-    xs = [_signed(v) for v in source_prefix(sim, run, f"{label}_X")]
+    if label in WIDE:
+        info = sim.infos[f"{label}_XN"]
+        xs = [_signed(v) for w in source_prefix(sim, run, f"{label}_XN") for v in info.split(w)]
+    else:
+        xs = [_signed(v) for v in source_prefix(sim, run, f"{label}_X")]
     info = sim.infos[f"{label}_W"]      # W payloads are not logged (too wide): the ROM's beats
     nw = sum(1 for r in run.rows if r[f"{label}_W_valid"] and r[f"{label}_W_ready"])
     ws = [_unpack(info.beat(k, run.seed), L, bits) for k in range(nw)]
@@ -148,7 +187,7 @@ def _check_engine(sim, label, run, real_rows=None):
         assert y == want, f"{label} seed {run.seed:#x}: row {n} gave {y}, golden {want}"
     # full throughput: with both vector banks full (X not ready) a valid W beat waits only
     # while Y is stalled, or for the one cycle in which a matrix moves to its vector's bank
-    w, y, x = f"{label}_W", f"{label}_Y", f"{label}_X"
+    w, y, x = f"{label}_W", f"{label}_Y", f"{label}_XN" if label in WIDE else f"{label}_X"
     fired, turns = 0, set()
     for t, r in enumerate(run.rows):
         if r[f"{w}_valid"] and not r[f"{x}_ready"] and (not r[f"{y}_valid"] or r[f"{y}_ready"]) \
@@ -160,7 +199,7 @@ def _check_engine(sim, label, run, real_rows=None):
     return len(ys)
 
 
-@pytest.mark.parametrize("label", ["a", "b"])
+@pytest.mark.parametrize("label", ["a", "b", "w"])
 def test_matvec_random_weights_bit_exact(sim, label):
     s, _ = sim
     total = sum(_check_engine(s, label, run) for run in s.runs)
@@ -194,7 +233,7 @@ def test_matvec_outputs_saturate_and_vary(sim):
 def test_matvec_loads_the_next_vector_while_computing(sim):
     """The two vector banks overlap: X beats move in the same cycles as W beats."""
     s, _ = sim
-    for label in "ab":
-        both = sum(r[f"{label}_X_valid"] and r[f"{label}_X_ready"] and r[f"{label}_W_valid"] and r[f"{label}_W_ready"]
+    for label, x in (("a", "X"), ("b", "X"), ("w", "XN")):
+        both = sum(r[f"{label}_{x}_valid"] and r[f"{label}_{x}_ready"] and r[f"{label}_W_valid"] and r[f"{label}_W_ready"]
                    for run in s.runs for r in run.rows)
         assert both > 50, f"{label}: only {both} cycles load and compute at once"

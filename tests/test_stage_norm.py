@@ -7,6 +7,7 @@ sources/sinks of streams/testbench.py):
   large gain (outputs saturate), and a near-zero vector (sum of squares 0: eps decides);
 - `nmut`: RmsNorm(64, mutant="no_eps") on the same beats: the checks must reject it;
 - `n48`: RmsNorm(48) on the synthetic gqa_unshared model (w8 image) plus random vectors;
+- `n64w`: RmsNorm(64, lanes=2), two elements a G and an O beat, on n64's vectors;
 - `res`: Residual on stories260K residual pairs and saturating random pairs;
 - `e64`: Embed(16, 16, 64), stories260K embedding rows; `e48`: Embed(32, 8, 48), synthetic
   rows (two W beats a row, the second half padding).
@@ -33,7 +34,8 @@ CYCLES = 2000
 # (seed, how often sources offer, how often sinks accept), out of 256; seed % 256 in {0, 192}
 RUNS = [(0x1200, 128, 128), (0xBE00, 250, 250), (0x00C0, 250, 40), (0x7AC0, 60, 250), (0x5E00, 190, 110)]
 DENSE_RUN = 1
-NORMS = {"n64": 64, "nmut": 64, "n48": 48}
+NORMS = {"n64": 64, "nmut": 64, "n48": 48, "n64w": 64}
+LANES = {"n64w": 2}         # RmsNorm lanes (elements per G and O beat); 1 if not listed
 EMBEDS = {"e64": (16, 16, 64), "e48": (32, 8, 48)}
 
 
@@ -123,6 +125,13 @@ def _data(workdir):
     real["n64"] = {0: (t0["layer0.xb_att"], "xb_att"), 64: (t1["layer0.xb_ffn"], "xb_ffn")}
     roms["nmut", "X"], roms["nmut", "G"] = roms["n64", "X"], roms["n64", "G"]
     real["nmut"] = {}
+    # the wide norm: G beat b holds gain entries 2b, 2b + 1 (mod 256) of the same list, so with
+    # a seed of 0 mod 256 vector v's gains are n64's (with 192 they are not: no real check then)
+    n = LANES["n64w"]
+    roms["n64w", "X"] = roms["n64", "X"]
+    roms["n64w", "G"] = [sum(roms["n64", "G"][(n * b + j) % 256] << (j * (GAIN_BITS + EXP_BITS)) for j in range(n))
+                         for b in range(256)]
+    real["n64w"] = real["n64"]
 
     a = [t0["embed"], t0["layer0.attn"], _large(rng, 64), t1["embed"]]
     b = [t0["d_att"], t0["d_ffn"], _large(rng, 64), t1["d_att"]]
@@ -170,7 +179,8 @@ def _simulate(workdir):
     from magma_llama.stages.rmsnorm import RmsNorm
     from magma_llama.streams.testbench import make_bench, run_bench
     roms, real = _data(workdir)
-    duts = {"n64": RmsNorm(64), "nmut": RmsNorm(64, mutant="no_eps"), "n48": RmsNorm(48), "res": Residual(),
+    duts = {"n64": RmsNorm(64), "nmut": RmsNorm(64, mutant="no_eps"), "n48": RmsNorm(48),
+            "n64w": RmsNorm(64, lanes=LANES["n64w"]), "res": Residual(),
             **{k: Embed(*v) for k, v in EMBEDS.items()}}
     bench, infos, extras = make_bench(duts, rom_fn=lambda label, port, widths, rng: roms[label, port],
                                       name="NormBench")
@@ -206,45 +216,50 @@ def _golden_residual(a, b):
 
 
 def norm_vectors(sim, run, label):
-    """[(rom start, x, output beats, golden vector)] per vector with outputs, and the sequencing
-    checks: G is taken only after the vector's last X beat, one G beat per output."""
-    dim = NORMS[label]
+    """[(rom start, x, output elements, golden vector)] per vector with outputs, and the
+    sequencing checks: G is taken only after the vector's last X beat, one G beat per output
+    beat (of `lanes` elements each)."""
+    dim, n = NORMS[label], LANES.get(label, 1)
+    beats = dim // n
     xs = [_signed(v) for v in source_prefix(sim, run, f"{label}_X")]
     source_prefix(sim, run, f"{label}_G")
-    ginfo = sim.infos[f"{label}_G"]
-    os_ = [_signed(v) for v in run.transfers(f"{label}_O")]
+    ginfo, oinfo = sim.infos[f"{label}_G"], sim.infos[f"{label}_O"]
+    os_ = [_signed(v) for w in run.transfers(f"{label}_O") for v in oinfo.split(w)]
     xf, gf = fire_cycles(run, f"{label}_X"), fire_cycles(run, f"{label}_G")
-    assert len(os_) <= len(gf) <= len(os_) + 1, f"{label}: {len(gf)} G beats for {len(os_)} outputs"
+    assert len(os_) // n <= len(gf) <= len(os_) // n + 1, f"{label}: {len(gf)} G beats for {len(os_)} outputs"
     for k, t in enumerate(gf):
-        last_x = (k // dim + 1) * dim - 1
+        last_x = (k // beats + 1) * dim - 1
         assert last_x < len(xf) and xf[last_x] < t, f"{label}: G beat {k} taken before its vector loaded"
     for k in range(dim, len(xf), dim):
-        assert k <= len(gf) and gf[k - 1] < xf[k], f"{label}: vector {k // dim} loaded before the last one left"
+        assert k // dim * beats <= len(gf) and gf[k // dim * beats - 1] < xf[k], \
+            f"{label}: vector {k // dim} loaded before the last one left"
     out = []
     consts = S.RmsNormConsts.make(dim)
     for v in range(-(-len(os_) // dim)):
         x = np.array(xs[v * dim:(v + 1) * dim], I64)
-        words = [ginfo.split(ginfo.beat(k, run.seed)) for k in range(v * dim, (v + 1) * dim)]
-        gain = S.GainVector(np.array([_signed(mm, GAIN_BITS) for mm, _ in words], I64),
-                            np.array([_signed(ee, EXP_BITS) for _, ee in words], I64))
+        leaves = [f for k in range(v * beats, (v + 1) * beats) for f in ginfo.split(ginfo.beat(k, run.seed))]
+        gain = S.GainVector(np.array([_signed(mm, GAIN_BITS) for mm in leaves[0::2]], I64),
+                            np.array([_signed(ee, EXP_BITS) for ee in leaves[1::2]], I64))
         want = S.rmsnorm(x, gain, consts)
         out.append((_start(run, v * dim), x, os_[v * dim:(v + 1) * dim], want))
     return out
 
 
 def _check_norm(sim, real, label):
-    """Every output beat equals golden rmsnorm of the beats that moved; returns counts."""
+    """Every output element equals golden rmsnorm of the beats that moved; returns counts.
+    A wide norm's real vectors are checked in runs whose seed is 0 mod 256 (see _data)."""
     n = {"vectors": 0, "beats": 0, "real": 0, "eps": 0}
     consts = S.RmsNormConsts.make(NORMS[label])
     for run in sim.runs:
         check_protocol(sim, label, run)
+        taps = real[label] if label not in LANES or run.seed % 256 == 0 else {}
         for start, x, got, want in norm_vectors(sim, run, label):
             assert got == want[:len(got)].tolist(), f"{label} seed {run.seed:#x}: vector at ROM {start} differs"
             n["beats"] += len(got)
             if len(got) == len(want):
                 n["vectors"] += 1
                 n["eps"] += S.sum_of_squares(x) < consts.eps_term
-                n["real"] += _is_real(real[label], start, got, label)
+                n["real"] += _is_real(taps, start, got, label)
     return n
 
 
@@ -252,6 +267,12 @@ def test_rmsnorm_stories260k_bit_exact(sim, stories260k):
     s, real = sim
     n = _check_norm(s, real, "n64")
     assert n["vectors"] >= 20 and n["real"] >= 8 and n["eps"] >= 3, n
+
+
+def test_rmsnorm_with_lanes_bit_exact(sim, stories260k):
+    s, real = sim
+    n = _check_norm(s, real, "n64w")
+    assert n["vectors"] >= 30 and n["real"] >= 6 and n["eps"] >= 3, n
 
 
 def test_rmsnorm_synthetic_gqa_bit_exact(sim):
@@ -262,7 +283,8 @@ def test_rmsnorm_synthetic_gqa_bit_exact(sim):
 
 def test_rmsnorm_saturates_both_ways(sim):
     s, _ = sim
-    outs = {_signed(v) for run in s.runs for label in ("n64", "n48") for v in run.transfers(f"{label}_O")}
+    outs = {_signed(v) for run in s.runs for label in ("n64", "n48", "n64w")
+            for w in run.transfers(f"{label}_O") for v in s.infos[f"{label}_O"].split(w)}
     assert ACT_MIN in outs and ACT_MAX in outs
 
 
@@ -275,14 +297,15 @@ def test_rmsnorm_mutant_without_eps_is_caught(sim):
         assert bad, f"no_eps mutant not caught in run seed {run.seed:#x}"
 
 
-def test_rmsnorm_one_element_per_cycle(sim):
+def test_rmsnorm_one_beat_per_cycle(sim):
     """While normalising, G is taken whenever O is free (no bubble), and X is refused."""
     s, _ = sim
-    for label, dim in (("n64", 64), ("n48", 48)):
+    for label in ("n64", "n48", "n64w"):
+        dim, beats = NORMS[label], NORMS[label] // LANES.get(label, 1)
         for run in s.runs:
             xf, gf = fire_cycles(run, f"{label}_X"), fire_cycles(run, f"{label}_G")
-            for v in range(len(gf) // dim):
-                loaded, end = xf[(v + 1) * dim - 1], gf[(v + 1) * dim - 1]
+            for v in range(len(gf) // beats):
+                loaded, end = xf[(v + 1) * dim - 1], gf[(v + 1) * beats - 1]
                 for t in range(loaded + 1, end + 1):
                     r = run.rows[t]
                     o_free = not r[f"{label}_O_valid"] or r[f"{label}_O_ready"]

@@ -269,12 +269,16 @@ def _timings(directory: Path) -> dict:
 
 
 def weight_hex(image, image_path: str, layout: PortLayout, root: Path | None = None) -> Path:
-    """The image as $readmemh words for `layout`, cached by the image file's SHA-256, lanes and bits."""
+    """The image as $readmemh words for `layout`, cached by the image file's SHA-256, lanes,
+    bits and the text of decoder/weight_port.py (where the packing is defined: a changed
+    layout never reuses an old file)."""
+    from magma_llama.decoder import weight_port
     from magma_llama.numerics.image import file_sha256
     root = Path(root) if root is not None else paths.build_dir() / "weights"
     root.mkdir(parents=True, exist_ok=True)
     sha = file_sha256(image_path).hex()
-    path = root / f"{sha[:16]}-L{layout.lanes}-w{layout.bits}.hex"
+    port = hashlib.sha256(Path(inspect.getsourcefile(weight_port)).read_bytes()).hexdigest()
+    path = root / f"{sha[:16]}-L{layout.lanes}-w{layout.bits}-p{port[:8]}.hex"
     if not path.exists():
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         layout.write_hex(image, str(tmp))

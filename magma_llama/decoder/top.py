@@ -5,7 +5,7 @@ forward() reads ("mv" is the MatVec engine's vector register):
 
     EMB       x  = embedding row of the token                       (Embed)
     per layer:
-    NORM_ATT  mv = rmsnorm(x, rms_att)                               (RmsNorm)
+    NORM_ATT  mv = rmsnorm(x, rms_att), N elements a cycle           (RmsNorm)
     Q         q  = rope(wq mv), head h into attention unit h's query (MatVec, Rope)
     K         k_cache[l, pos] = rope(wk mv)      (mv kept)           (MatVec, Rope)
     V         v_cache[l, pos] = wv mv            (mv kept)           (MatVec)
@@ -22,7 +22,8 @@ Every arrow between units is a ready/valid stream; the controller only chooses, 
 op, which buffer feeds which unit and where the result goes (a table indexed by the
 op register), and moves on when the op's last result is delivered.  Results that feed
 the next projection go straight into MatVec's vector register, so a projection starts
-with its vector loaded.  The weights are requested ahead: after a token's embedding
+with its vector loaded (a norm's N-element beats enter through MatVec's wide port, N
+the gains a port word holds: PortLayout.gains_per_word).  The weights are requested ahead: after a token's embedding
 row, the rest of the token's weights are one contiguous range (the image is in stream
 order), asked for in bursts of at most MAX_BURST words and consumed op by op.  The
 layer loop reuses the same units with the layer index in the KV-cache addresses.
@@ -140,7 +141,7 @@ class Decoder(m.Generator2):
         secs = layout.sections
         d, hd, hs = cfg.dim, cfg.hidden_dim, cfg.head_size
         nl, nh, nkv, seq, vocab = cfg.n_layers, cfg.n_heads, cfg.n_kv_heads, cfg.seq_len, cfg.vocab_size
-        L, WB = lanes, layout.word_bits
+        L, WB, N = lanes, layout.word_bits, layout.gains_per_word
         self.name = f"Decoder_{cfg.dim}_{cfg.hidden_dim}_{nl}_{nh}_{nkv}_{vocab}_{seq}" + (
             "" if cfg.shared_classifier else "_u") + f"_L{L}_w{bits}" + ("" if clock_gating else "_ungated")
         TokIn = m.Product.from_fields(f"TokIn{TOKEN_BITS}", {"token": m.Bits[TOKEN_BITS], "last": m.Bit})
@@ -177,8 +178,9 @@ class Decoder(m.Generator2):
 
         # ---- units ------------------------------------------------------------------------
         max_cols, max_rows = max(d, hd), max(d, hd, vocab)
-        mv = MatVec(L, bits, max_cols, max_rows, dynamic=True)(name="matvec")
-        norm = RmsNorm(d)(name="rmsnorm")
+        # RmsNorm leaves N elements a cycle (N gains a port word), straight into MatVec's wide port
+        mv = MatVec(L, bits, max_cols, max_rows, dynamic=True, wide=N)(name="matvec")
+        norm = RmsNorm(d, lanes=N)(name="rmsnorm")
         emb = Embed(L, bits, d)(name="embed")
         rope = Rope(hs, seq)(name="rope")
         atts = [Attention(hs, seq)(name=f"attention_h{h}") for h in range(nh)]
@@ -245,7 +247,8 @@ class Decoder(m.Generator2):
         forced.I @= m.mux([forced.O, ~io.TOK_IN.data.last], take_in) & ~(is_op("IDLE") & prompt_done.O)
 
         # the writer: every op's results, one per beat, into its destination
-        n_out_m1 = table({k: s[0] - 1 for k, s in shapes.items()}, clog2(max(d, hd) + 1))
+        n_out_m1 = table({k: (s[0] // N if k in NORM_OPS else s[0]) - 1 for k, s in shapes.items()},
+                         clog2(max(d, hd) + 1))
         w_cnt = ctrl_reg(m.UInt[clog2(max(d, hd) + 1)], "w_cnt")
         def head_counters(prefix):
             """(element, head) registers of results that come head after head, hs a head, from
@@ -263,8 +266,10 @@ class Decoder(m.Generator2):
         # the heads' outputs, head after head: the unit whose turn it is drives the stream
         _, o_head, count_out = head_counters("att_out")
         att_out = _Merged(select([a.O.valid for a in atts], o_head.O), select([a.O.data for a in atts], o_head.O))
+        # a norm's beats of N elements go to MatVec's wide port XN (below), not through w_data
+        norm_out = _Merged(norm.O.valid, m.bits(0, ACT_BITS))
         sources = {  # op -> the stream its results arrive on
-            "EMB": emb.O, "NORM_ATT": norm.O, "NORM_FFN": norm.O, "NORM_FIN": norm.O,
+            "EMB": emb.O, "NORM_ATT": norm_out, "NORM_FFN": norm_out, "NORM_FIN": norm_out,
             "Q": rope.O, "K": rope.O, "V": mv.Y, "W1": mv.Y, "ATT": att_out,
             "O": res.O, "W2": res.O, "W3": glu.O,
         }
@@ -278,10 +283,11 @@ class Decoder(m.Generator2):
         # result being written during Q, K and V; w_elem: its element)
         w_elem, w_head, count_written = head_counters("w")
         q_ready = select([a.Q.ready for a in atts], w_head.O)
+        # (MatVec's X and XN are ready together: either port loads the free bank)
         sink_ready = (~to_matvec | mv.X.ready) & (~to_norm | norm.X.ready) & (~is_op("Q") | q_ready)
         w_fire = w_valid & sink_ready
         for stream in {id(s): s for s in sources.values()}.values():
-            if stream is not mv.Y and stream is not att_out:
+            if stream is not mv.Y and stream is not att_out and stream is not norm_out:
                 stream.ready @= any_of([is_op(o) for o, s in sources.items() if s is stream]) & sink_ready
         for h, a in enumerate(atts):
             a.Q.valid @= w_valid & is_op("Q") & (w_head.O == h)
@@ -356,22 +362,13 @@ class Decoder(m.Generator2):
         w_in = io.WDATA.valid & (owed.O != 0)
         mv.W.valid @= w_in & is_mv
         emb.W.valid @= w_in & is_op("EMB")
-        # gains: gains_per_word entries per word, the last word of a vector partly used
-        K = layout.gains_per_word
-        g_idx = ctrl_reg(m.UInt[clog2(K)], "gain_idx")
-        g_cnt = ctrl_reg(m.UInt[clog2(d)], "gain_cnt")
-        entries = [word[j * GAIN_ENTRY_BITS:(j + 1) * GAIN_ENTRY_BITS] for j in range(K)]
-        entry = select(entries, g_idx.O)
-        norm.G.data.mant @= entry[:GAIN_BITS]
-        norm.G.data.exp @= entry[GAIN_BITS:GAIN_ENTRY_BITS]
+        # gains: a word holds the N gains of one RMSNorm beat
+        for j in range(N):
+            entry = word[j * GAIN_ENTRY_BITS:(j + 1) * GAIN_ENTRY_BITS]
+            norm.G.data[j].mant @= entry[:GAIN_BITS]
+            norm.G.data[j].exp @= entry[GAIN_BITS:]
         norm.G.valid @= w_in & is_norm
-        g_fire = w_in & is_norm & norm.G.ready
-        g_last_elem = g_cnt.O == (d - 1)
-        release = (g_idx.O == (K - 1)) | g_last_elem
-        g_cnt.I @= m.mux([g_cnt.O, m.mux([g_cnt.O + 1, m.uint(0, len(g_cnt.O))], g_last_elem)], g_fire)
-        g_idx.I @= m.mux([g_idx.O, m.mux([g_idx.O + 1, m.uint(0, len(g_idx.O))], release)], g_fire)
-        wd_ready = (owed.O != 0) & ((is_mv & mv.W.ready) | (is_op("EMB") & emb.W.ready) |
-                                    (is_norm & norm.G.ready & release))
+        wd_ready = (owed.O != 0) & ((is_mv & mv.W.ready) | (is_op("EMB") & emb.W.ready) | (is_norm & norm.G.ready))
         io.WDATA.ready @= wd_ready
         owed.I @= m.mux([m.mux([owed.O, owed.O - 1], io.WDATA.valid & wd_ready), table(op_words, ADDR_BITS)],
                         fresh.O)
@@ -398,8 +395,11 @@ class Decoder(m.Generator2):
         aux_data = by_op({o.name: bufs[o.aux].RDATA for o in PROGRAM if o.aux}, m.bits(0, ACT_BITS))
         norm.X.valid @= w_valid & to_norm         # the x buffer beside it is always ready
         norm.X.data @= w_data
-        mv.X.valid @= w_valid & to_matvec
+        mv.X.valid @= w_valid & to_matvec & ~is_norm
         mv.X.data @= w_data
+        mv.XN.valid @= norm.O.valid & is_norm
+        mv.XN.data @= norm.O.data
+        norm.O.ready @= is_norm & sink_ready
         res.A.valid @= x_act.O & is_op("O", "W2")
         res.A.data @= aux_data
         glu.H1.valid @= x_act.O & is_op("W3")

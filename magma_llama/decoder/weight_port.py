@@ -8,7 +8,8 @@ weight beat of `lanes` lanes: `lanes` mantissas of the weight format's `bits`, t
 stages.matvec.WeightBeat).  Every matrix row starts on a new word, so row r of a
 section is at base + r * ceil(cols / lanes) and one row (an embedding lookup) is one
 burst.  RMSNorm gains (GAIN_BITS mantissas) use the same words differently: each word
-holds `gains_per_word` entries of {mant: GAIN_BITS, exp: EXP_BITS}.
+holds `gains_per_word` entries of {mant: GAIN_BITS, exp: EXP_BITS}, the gains of one
+RMSNorm output beat (RMSNorm has that many lanes, so it takes a word a cycle).
 
 `PortLayout` is the one place this layout is defined: the memory model writes the
 image with it, the decoder's address generator reads its base addresses (constants
@@ -59,7 +60,7 @@ class PortLayout:
                                            f"{', '.join(WEIGHT_FORMATS)}")
         if self.lanes not in (1, 2, 4, 8, 16, 32, 64):
             raise UnsupportedHardwareError(f"--lanes must be a power of two from 1 to 64, got {self.lanes}")
-        if self.gains_per_word < 1:
+        if self.word_bits < GAIN_ENTRY_BITS:
             raise UnsupportedHardwareError(
                 f"--lanes {self.lanes} with w{self.bits} gives {self.word_bits}-bit port words, too narrow "
                 f"for one {GAIN_ENTRY_BITS}-bit RMSNorm gain; use more lanes")
@@ -73,7 +74,13 @@ class PortLayout:
 
     @property
     def gains_per_word(self) -> int:
-        return self.word_bits // GAIN_ENTRY_BITS
+        """RMSNorm's lanes, and so the gains a word holds: the largest power of two that fits
+        a word, is at most `lanes` (MatVec's wide vector port fills a lane group) and divides
+        dim (every output beat is whole)."""
+        n = 1
+        while 2 * n <= min(self.lanes, self.word_bits // GAIN_ENTRY_BITS) and self.cfg.dim % (2 * n) == 0:
+            n *= 2
+        return n
 
     def words_per_row(self, kind: int, cols: int) -> int:
         per = self.gains_per_word if kind == KIND_GAIN else self.lanes

@@ -35,7 +35,7 @@ from magma_llama.numerics.fixed import ACC_BITS, ACT_BITS, ACT_MAX, ACT_MIN, MAT
 from magma_llama.numerics.weights import EXP_BITS, WEIGHT_FORMATS
 from magma_llama.stages.sram import memory
 from magma_llama.stages.units import tree_sum
-from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg, wrap_inc
+from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg
 from magma_llama.streams.types import StreamIn, StreamOut, clog2
 
 ACT = m.Bits[ACT_BITS]
@@ -89,13 +89,17 @@ MUTANTS = {
 
 class MatVec(m.Generator2):
     def __init__(self, lanes: int, bits: int, cols: int, rows: int, mutant=None, formal=False,
-                 dynamic=False):
+                 dynamic=False, wide: int = 0):
         """dynamic=True: `cols` and `rows` are maxima and plain inputs (held steady by the
         controller) give the shapes, so one engine serves every projection of the decoder:
         `load_cols` the length of the vector being loaded (each bank remembers its own),
         `n_rows` the rows of the matrix being computed, and `keep_x` makes the next matrix
         reuse the vector of the previous one (K and V after Q, W3 after W1) instead of
-        moving to the other bank.  `lanes` must then be a power of two."""
+        moving to the other bank.  `lanes` must then be a power of two.
+
+        wide=N (a power of two dividing `lanes`): a second load port `XN` takes N elements a
+        beat into the same banks (RMSNorm's beats, decoder/top.py); a vector loads through one
+        port or the other, and its length must then be a multiple of N."""
         check_mutant(mutant, MUTANTS, "matvec")
         if dynamic and lanes & (lanes - 1):
             raise ValueError(f"matvec: dynamic shapes need a power-of-two lane count, got {lanes}")
@@ -103,10 +107,15 @@ class MatVec(m.Generator2):
             raise ValueError(f"matvec: mantissa width must be one of {sorted(WEIGHT_FORMATS.values())}, got {bits}")
         if lanes < 1 or cols < 1 or rows < 1:
             raise ValueError(f"matvec needs lanes, cols, rows >= 1, got {lanes}, {cols}, {rows}")
+        if wide and (wide & (wide - 1) or lanes % wide):
+            raise ValueError(f"matvec: the wide port's width must be a power of two dividing {lanes}, got {wide}")
         L, B = lanes, beats_per_row(cols, lanes)
         self.name = f"MatVec_L{L}_w{bits}_c{cols}_r{rows}" + ("_dyn" if dynamic else "") + (
+            f"_x{wide}" if wide else "") + (
             f"_mut_{mutant}" if mutant else "") + ("_formal" if formal else "")
         ports = dict(X=StreamIn(ACT), W=StreamIn(WeightBeat(L, bits)), Y=StreamOut(ACT))
+        if wide:
+            ports["XN"] = StreamIn(m.Array[wide, ACT])
         cw = clog2(cols + 1)
         if dynamic:
             ports.update(load_cols=m.In(m.UInt[cw]), n_rows=m.In(m.UInt[clog2(rows + 1)]), keep_x=m.In(m.Bit))
@@ -136,22 +145,37 @@ class MatVec(m.Generator2):
         target = m.mux([pick, lbank.O], mid_load)
         x_ready = ~bank_bit(full, target)
         load_fire = io.X.valid & x_ready
+        wide_fire = io.XN.valid & x_ready if wide else m.bit(0)
+        any_load = load_fire | wide_fire
         load_len = io.load_cols if dynamic else m.uint(cols, cw)
-        last_load = m.zext_to(load_idx.O, cw + 1) == (m.zext_to(load_len, cw + 1) - 1)
+        # elements a load beat brings: 1 on X, N on XN (`step(n)`: that count in n bits, mod 2^n)
+        def step(n):
+            one = m.uint(1, n)
+            return m.mux([one, m.uint(wide % (1 << n), n)], wide_fire) if wide else one
+
+        last_load = m.zext_to(load_idx.O, cw + 1) == (m.zext_to(load_len, cw + 1) - step(cw + 1))
         # where the element being loaded goes: lane load_lane, word {target, load_beat}
         load_lane = ctrl_reg(m.UInt[clog2(L)], "load_lane")
         load_beat = ctrl_reg(m.UInt[clog2(B)], "load_beat")
         last_lane = load_lane.O == (L - 1)
-        load_lane.I @= m.mux([load_lane.O, wrap_inc(load_lane.O, last_lane | last_load)], load_fire)
+        if wide:
+            last_lane = m.mux([last_lane, load_lane.O == (L - wide)], wide_fire)
+        lane_next = m.mux([load_lane.O + step(len(load_lane.O)), m.uint(0, len(load_lane.O))], last_lane | last_load)
+        load_lane.I @= m.mux([load_lane.O, lane_next], any_load)
         load_beat.I @= m.mux([load_beat.O, m.mux([m.mux([load_beat.O, load_beat.O + 1], last_lane),
-                                                  m.uint(0, len(load_beat.O))], last_load)], load_fire)
+                                                  m.uint(0, len(load_beat.O))], last_load)], any_load)
         waddr = m.concat(m.bits(load_beat.O), m.bits([target]))
         raddr = m.concat(m.bits(beat.O), m.bits([cbank.O]))
         zero = m.bits(0, ACT_BITS)
         terms = []
         for j in range(L):
-            x = memory(f"xlane{j}", 2 << len(beat.O), ACT_BITS, io.CLK, load_fire & (load_lane.O == j), waddr,
-                       io.X.data, raddr)
+            we, wdata = load_fire & (load_lane.O == j), io.X.data
+            if wide:   # lane j takes element j % N of an XN beat whose first lane is its group's
+                k = wide.bit_length() - 1
+                group = load_lane.O[k:] == (j >> k) if k < len(load_lane.O) else m.bit(1)
+                we = we | (wide_fire & group)
+                wdata = m.mux([wdata, io.XN.data[j % wide]], wide_fire)
+            x = memory(f"xlane{j}", 2 << len(beat.O), ACT_BITS, io.CLK, we, waddr, wdata, raddr)
             if (B - 1) * L + j >= cols:      # a padded lane of the last beat (static shape)
                 x = m.mux([x, zero], beat.O == (B - 1))
             terms.append(_term(io.W.data.mant[j], x, io.W.data.exp[j]))
@@ -179,7 +203,7 @@ class MatVec(m.Generator2):
         end_row = w_fire & last_beat
         end_matrix = end_row & last_row
 
-        load_done = load_fire & last_load
+        load_done = any_load & last_load
         for k in range(2):
             filled = load_done & (target == k)
             emptied = release & (cbank.O == k)
@@ -187,9 +211,9 @@ class MatVec(m.Generator2):
             blen[k].I @= m.mux([blen[k].O, load_len], filled)
         cbank.I @= m.mux([cbank.O, other], release)
         stale.I @= m.mux([stale.O & ~turn, m.bit(1)], end_matrix)
-        lbank.I @= m.mux([lbank.O, target], load_fire)
-        load_idx.I @= m.mux([load_idx.O, m.mux([load_idx.O + 1, m.uint(0, len(load_idx.O))], last_load)],
-                            load_fire)
+        lbank.I @= m.mux([lbank.O, target], any_load)
+        load_idx.I @= m.mux([load_idx.O, m.mux([load_idx.O + step(len(load_idx.O)), m.uint(0, len(load_idx.O))],
+                                               last_load)], any_load)
         beat.I @= m.mux([beat.O, m.mux([beat.O + 1, m.uint(0, len(beat.O))], last_beat)], w_fire)
         row.I @= m.mux([row.O, m.mux([row.O + 1, m.uint(0, len(row.O))], last_row)], end_row)
         acc.I @= m.mux([acc.O, m.mux([acc_next, m.sint(0, ACC_BITS)], last_beat)], w_fire)
@@ -197,6 +221,8 @@ class MatVec(m.Generator2):
         y_data.I @= m.mux([y_data.O, _round_sat(acc_next)], end_row)
 
         io.X.ready @= x_ready
+        if wide:
+            io.XN.ready @= x_ready
         io.W.ready @= w_ready
         io.Y.valid @= y_valid.O
         io.Y.data @= y_data.O
@@ -207,6 +233,13 @@ class MatVec(m.Generator2):
             x, w, y = p.monitor(io.X), p.monitor(io.W), p.monitor(io.Y)
             li, bt, rw_, cb, st, lb = (p.sig(r.O) for r in (load_idx, beat, row, cbank, stale, lbank))
             f0, f1 = p.sig(full[0].O), p.sig(full[1].O)
+            if wide:
+                # the contract of the wide port: a vector loads through one port, so XN beats
+                # start at a multiple of N and never come with an X beat
+                xn = p.monitor(io.XN)
+                p.assume(f"!({x['valid']} && {xn['valid']})")
+                p.assume(f"!{xn['valid']} || ({li} % {wide}) == 0")
+                p.cover(f"{xn['fire']} && {w['fire']}")
             # the counters stay in range; a stale bank is full and no matrix is half done
             p.assert_(f"{li} < {cols}")
             p.assert_(f"{bt} < {B}")
@@ -229,13 +262,18 @@ class MatVec(m.Generator2):
 
 
 # emitted: 4 lanes of w16, 18 columns (a padded last beat), 3 rows; proved: 2 lanes of w8,
-# 3 columns (a padded last beat), 2 rows
+# 3 columns (a padded last beat), 2 rows.  With the wide port: 4 lanes, 2-wide, 16 columns;
+# proved with 2 lanes, a 2-wide port (a whole beat a load), 4 columns, 2 rows
 MATVEC_EMITTED = (4, 16, 18, 3)
 MATVEC_PROVED = (2, 8, 3, 2)
+MATVEC_WIDE_EMITTED = (4, 16, 16, 3)
+MATVEC_WIDE_PROVED = (2, 8, 4, 2)
 
 
 def designs():
     """Rows of `magma-llama prove` / `emit` (formal/designs.py)."""
     from magma_llama.formal.designs import stage_row
     return [stage_row("matvec", "MatVec engine, L=4 w16 3x18 (emit) / L=2 w8 2x3 (proof): two vector banks, one Y per row",
-                      MatVec, MATVEC_EMITTED, MATVEC_PROVED, MUTANTS, depth=6)]
+                      MatVec, MATVEC_EMITTED, MATVEC_PROVED, MUTANTS, depth=6),
+            stage_row("matvec_wide", "MatVec with a 2-wide vector port XN, L=4 w16 3x16 (emit) / L=2 w8 2x4 (proof)",
+                      functools.partial(MatVec, wide=2), MATVEC_WIDE_EMITTED, MATVEC_WIDE_PROVED, MUTANTS, depth=6)]
