@@ -32,7 +32,8 @@ from magma_llama.io.checkpoint import Config
 
 # --- fixed costs per op (cycles), measured on the RTL's op counters -----------------------
 OP_STEP = 1            # IDLE with the next token already there: the one cycle of the op itself
-MATVEC_TAIL = 3        # after a matrix's last word: MatVec's two pipeline registers, then the op's last-result cycle
+MATVEC_TAIL = 2        # a MatVec op takes its first word in its first cycle; after the last: the Y register, then
+                       # the op's last-result cycle
 STAGE_TAIL = 1         # one more registered unit behind MatVec (Residual, SwiGLU, Argmax)
 ROPE_TAIL = 2          # RoPE behind MatVec (Q, K): its pair buffer holds one element back
 NORM_TAIL = 2          # RmsNorm (vector already loaded): SCALE, then the output register

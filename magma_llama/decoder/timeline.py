@@ -121,11 +121,13 @@ module TimelineProbe (input logic CLK, input logic RESET);
   logic [N-1:0] last_bits;
   logic [31:0] last_op, last_layer, last_pos;
   always @(posedge CLK) begin
-    bits = in_window ? {{{bits}}} : '0;
     if (RESET || !in_window) begin
       if (was_in) begin $fwrite(fd, "gap %0d\n", TbTop.cycles); $fflush(fd); end
       was_in <= 1'b0;
     end else begin
+      // gathered in this branch only (a ternary outside it had Verilator build the
+      // concatenation every cycle)
+      bits = {{{bits}}};
       if (!was_in || bits != last_bits || op != last_op || layer != last_layer || pos != last_pos)
         $fwrite(fd, "%0d %0d %0d %0d %h\n", TbTop.cycles, op, layer, pos, bits);
       was_in <= 1'b1;

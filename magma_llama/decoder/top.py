@@ -200,15 +200,16 @@ class Decoder(m.Generator2):
         # a unit idle for most of a token runs on a gated clock (stages/clock_gate.py): only in
         # the ops that use it (and in RESET).  Each is quiescent outside them: an op ends when
         # its last result has left, and nothing else moves a unit's state
-        def clock_only_in(name, units, *ops):
-            gclk = gated_clock(f"{name}_clock", io.CLK, io.RESET | is_op(*ops)) if clock_gating else io.CLK
+        def clock_only_in(name, units, *ops, also=None):
+            """`also`: a further enable, for a unit that needs only some cycles of an op."""
+            en = io.RESET | is_op(*ops) if also is None else io.RESET | is_op(*ops) | also
+            gclk = gated_clock(f"{name}_clock", io.CLK, en) if clock_gating else io.CLK
             for u in units:
                 u.CLK @= gclk
                 u.RESET @= io.RESET
             return gclk
 
         att_clk = clock_only_in("attention", atts, "Q", "ATT")        # queries load during Q
-        clock_only_in("rmsnorm", [norm], "EMB", "O", "W2", *NORM_OPS)  # x loads while EMB, O and W2 write it
         clock_only_in("embed", [emb], "EMB")
         clock_only_in("rope", [rope], "Q", "K")
         clock_only_in("residual", [res], "O", "W2")
@@ -286,6 +287,10 @@ class Decoder(m.Generator2):
         # (MatVec's X and XN are ready together: either port loads the free bank)
         sink_ready = (~to_matvec | mv.X.ready) & (~to_norm | norm.X.ready) & (~is_op("Q") | q_ready)
         w_fire = w_valid & sink_ready
+        # RmsNorm's vector loads while EMB, O and W2 write x, one element in the cycles where one
+        # is written: its clock runs in those cycles and in the norms (it has no other state
+        # to move), so its lanes' arithmetic is evaluated only then
+        norm_clk = clock_only_in("rmsnorm", [norm], *NORM_OPS, also=w_valid & to_norm)
         for stream in {id(s): s for s in sources.values()}.values():
             if stream is not mv.Y and stream is not att_out and stream is not norm_out:
                 stream.ready @= any_of([is_op(o) for o, s in sources.items() if s is stream]) & sink_ready
@@ -358,20 +363,30 @@ class Decoder(m.Generator2):
                 op_words[o.name] = layout.embedding.words_per_row
             elif o.weights:
                 op_words[o.name] = secs[f"layer0.{o.weights}" if o.per_layer else o.weights].words
+        # (an op may take its first word in its first cycle: the count is loaded then)
         owed = ctrl_reg(A, "words_owed")
-        w_in = io.WDATA.valid & (owed.O != 0)
+        owed_now = m.mux([owed.O, table(op_words, ADDR_BITS)], fresh.O)
+        w_in = io.WDATA.valid & (owed_now != 0)
         mv.W.valid @= w_in & is_mv
         emb.W.valid @= w_in & is_op("EMB")
-        # gains: a word holds the N gains of one RMSNorm beat
+        # gains: a word holds the N gains of one RMSNorm beat.  They enter RmsNorm's clock domain
+        # through a register stage (Pipe), so its lanes read a register of their own domain, not
+        # the port word that changes every cycle (no cycle is lost: the first word enters it in the
+        # op's first cycle, while RmsNorm forms its scale)
+        gains = Pipe(m.Bits[N * GAIN_ENTRY_BITS])(name="gain_pipe")
+        gains.CLK @= norm_clk
+        gains.RESET @= io.RESET
+        gains.I.valid @= w_in & is_norm
+        gains.I.data @= word[:N * GAIN_ENTRY_BITS]
         for j in range(N):
-            entry = word[j * GAIN_ENTRY_BITS:(j + 1) * GAIN_ENTRY_BITS]
+            entry = gains.O.data[j * GAIN_ENTRY_BITS:(j + 1) * GAIN_ENTRY_BITS]
             norm.G.data[j].mant @= entry[:GAIN_BITS]
             norm.G.data[j].exp @= entry[GAIN_BITS:]
-        norm.G.valid @= w_in & is_norm
-        wd_ready = (owed.O != 0) & ((is_mv & mv.W.ready) | (is_op("EMB") & emb.W.ready) | (is_norm & norm.G.ready))
+        norm.G.valid @= gains.O.valid
+        gains.O.ready @= norm.G.ready
+        wd_ready = (owed_now != 0) & ((is_mv & mv.W.ready) | (is_op("EMB") & emb.W.ready) | (is_norm & gains.I.ready))
         io.WDATA.ready @= wd_ready
-        owed.I @= m.mux([m.mux([owed.O, owed.O - 1], io.WDATA.valid & wd_ready), table(op_words, ADDR_BITS)],
-                        fresh.O)
+        owed.I @= m.mux([owed_now, owed_now - 1], io.WDATA.valid & wd_ready)
 
         # ---- buffer readers ---------------------------------------------------------------
         def reader(name, ops: dict[str, int], ready):
