@@ -35,6 +35,7 @@ OP_STEP = 1            # IDLE with the next token already there: the one cycle o
 MATVEC_TAIL = 2        # a MatVec op takes its first word in its first cycle; after the last: the Y register, then
                        # the op's last-result cycle
 STAGE_TAIL = 1         # one more registered unit behind MatVec (Residual, SwiGLU, Argmax)
+SWIGLU_IN = 1          # W3: SwiGLU's operands pass a register stage into its clock domain
 ROPE_TAIL = 2          # RoPE behind MatVec (Q, K): its pair buffer holds one element back
 NORM_TAIL = 2          # RmsNorm (vector already loaded): SCALE, then the output register
 ATT_FIXED = 5          # ATT beyond pos + 1 positions and dim outputs: the readers start, the rows' register
@@ -77,7 +78,7 @@ def op_cycles(cfg: Config, hw: Hardware, pos: float) -> dict[str, float]:
         "O": words("wo") + MATVEC_TAIL + STAGE_TAIL,
         "NORM_FFN": norm,
         "W1": words("w1") + MATVEC_TAIL,
-        "W3": words("w3") + MATVEC_TAIL + STAGE_TAIL,
+        "W3": words("w3") + MATVEC_TAIL + SWIGLU_IN + STAGE_TAIL,
         "W2": words("w2") + MATVEC_TAIL + STAGE_TAIL,    # hb loaded MatVec's other vector bank during W3
     }
     emb_words = layout.embedding.words_per_row * cpw

@@ -209,11 +209,18 @@ class Decoder(m.Generator2):
                 u.RESET @= io.RESET
             return gclk
 
-        att_clk = clock_only_in("attention", atts, "Q", "ATT")        # queries load during Q
         clock_only_in("embed", [emb], "EMB")
         clock_only_in("rope", [rope], "Q", "K")
         clock_only_in("residual", [res], "O", "W2")
-        clock_only_in("swiglu", [glu], "W3")
+        # SwiGLU's operands (hb from its buffer, W3's rows from MatVec) enter its domain through
+        # register stages, so its silu is evaluated on its own clock's edges only
+        glu_in = {n: Pipe(ACT)(name=f"swiglu_{n.lower()}_pipe") for n in ("H1", "H3")}
+        clock_only_in("swiglu", [glu, *glu_in.values()], "W3")
+        for n, pipe in glu_in.items():
+            sink = getattr(glu, n)
+            sink.valid @= pipe.O.valid
+            sink.data @= pipe.O.data
+            pipe.O.ready @= sink.ready
         clock_only_in("classifier", [amax, smp], "CLS")
         smp.inv_t @= inv_t.O
         smp.seed @= io.seed
@@ -291,6 +298,9 @@ class Decoder(m.Generator2):
         # is written: its clock runs in those cycles and in the norms (it has no other state
         # to move), so its lanes' arithmetic is evaluated only then
         norm_clk = clock_only_in("rmsnorm", [norm], *NORM_OPS, also=w_valid & to_norm)
+        # the attention units (and their rows' Pipe and Fork) run in ATT, and in the cycles of Q in
+        # which a query element is offered (their only state change in Q)
+        att_clk = clock_only_in("attention", atts, "ATT", also=w_valid & is_op("Q"))
         for stream in {id(s): s for s in sources.values()}.values():
             if stream is not mv.Y and stream is not att_out and stream is not norm_out:
                 stream.ready @= any_of([is_op(o) for o, s in sources.items() if s is stream]) & sink_ready
@@ -402,7 +412,7 @@ class Decoder(m.Generator2):
             return idx, active
 
         aux_ops = {o.name: (hd if o.aux == "hb" else d) for o in PROGRAM if o.aux}
-        x_idx, x_act = reader("aux", aux_ops, m.mux([res.A.ready, glu.H1.ready], is_op("W3")))
+        x_idx, x_act = reader("aux", aux_ops, m.mux([res.A.ready, glu_in["H1"].I.ready], is_op("W3")))
 
         def by_op(values: dict, default):
             return m.mux(pad_pow2([values.get(o.name, default) for o in PROGRAM]), op.O)
@@ -417,22 +427,22 @@ class Decoder(m.Generator2):
         norm.O.ready @= is_norm & sink_ready
         res.A.valid @= x_act.O & is_op("O", "W2")
         res.A.data @= aux_data
-        glu.H1.valid @= x_act.O & is_op("W3")
-        glu.H1.data @= aux_data
+        glu_in["H1"].I.valid @= x_act.O & is_op("W3")
+        glu_in["H1"].I.data @= aux_data
 
         # MatVec results: to RoPE, the writer, the residual, SwiGLU or the token choice
         rope.I.valid @= mv.Y.valid & is_op("Q", "K")
         rope.I.data @= mv.Y.data
         res.B.valid @= mv.Y.valid & is_op("O", "W2")
         res.B.data @= mv.Y.data
-        glu.H3.valid @= mv.Y.valid & is_op("W3")
-        glu.H3.data @= mv.Y.data
+        glu_in["H3"].I.valid @= mv.Y.valid & is_op("W3")
+        glu_in["H3"].I.data @= mv.Y.data
         amax.I.valid @= mv.Y.valid & is_op("CLS") & greedy
         amax.I.data @= mv.Y.data
         smp.I.valid @= mv.Y.valid & is_op("CLS") & ~greedy
         smp.I.data @= mv.Y.data
         mv.Y.ready @= (is_op("Q", "K") & rope.I.ready) | is_op("V", "W1") | (is_op("O", "W2") & res.B.ready) | (
-            is_op("W3") & glu.H3.ready) | (is_op("CLS") & m.mux([amax.I.ready, smp.I.ready], ~greedy))
+            is_op("W3") & glu_in["H3"].I.ready) | (is_op("CLS") & m.mux([amax.I.ready, smp.I.ready], ~greedy))
 
         # ---- K/V cache readers for attention: row (layer, t) of every KV head, t = 0..pos,
         # forked to every unit (head h takes KV head h // kv_mul's part)
