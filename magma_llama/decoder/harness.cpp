@@ -177,8 +177,10 @@ class Harness {
     }
 
     // The falling edge is evaluated with the next cycle's inputs (run's first eval), not on
-    // its own: one eval a cycle fewer (nothing in the design is on the falling edge).  A
-    // traced run evaluates it here, so the waveform shows the clock low.
+    // its own: one eval a cycle fewer.  The only falling-edge logic is the clock gates'
+    // enable sampling (stages/clock_gate.py), which then sees that cycle's inputs, as an ICG
+    // latch open in the low phase does.  A traced run evaluates it here, so the waveform
+    // shows the clock low.
     void tick() {
         top_->CLK = 1;
         top_->eval();
