@@ -67,8 +67,8 @@ def op_cycles(cfg: Config, hw: Hardware, pos: float) -> dict[str, float]:
     def words(name: str) -> float:
         return secs[f"layer0.{name}" if name not in ("wcls", "rms_final") else name].words * cpw
 
-    # a beat of gains_per_word elements a cycle (a port word of gains each), unless the port is slower
-    norm = max(d // layout.gains_per_word, secs["rms_final"].words * cpw) + NORM_TAIL
+    # a beat of gains_per_word elements per port word of gains (gains_per_word divides dim)
+    norm = secs["rms_final"].words * cpw + NORM_TAIL
     per_layer = {
         "NORM_ATT": norm,
         "Q": words("wq") + MATVEC_TAIL + ROPE_TAIL,

@@ -95,6 +95,7 @@ def _xn_only(lanes, bits, cols, rows, n):
     import magma as m
     from magma_llama.stages.matvec import MatVec, WeightBeat
     from magma_llama.streams._base import clocked
+    from magma_llama.streams.chain import connect
     from magma_llama.streams.types import StreamIn, StreamOut
     inner = MatVec(lanes, bits, cols, rows, wide=n)
 
@@ -107,13 +108,9 @@ def _xn_only(lanes, bits, cols, rows, n):
         mv.RESET @= io.RESET
         mv.X.valid @= 0
         mv.X.data @= 0
-        for port in ("XN", "W"):
-            getattr(mv, port).valid @= getattr(io, port).valid
-            getattr(mv, port).data @= getattr(io, port).data
-            getattr(io, port).ready @= getattr(mv, port).ready
-        io.Y.valid @= mv.Y.valid
-        io.Y.data @= mv.Y.data
-        mv.Y.ready @= io.Y.ready
+        connect(io.XN, mv.XN)
+        connect(io.W, mv.W)
+        connect(mv.Y, io.Y)
     return MatVecXnOnly
 
 

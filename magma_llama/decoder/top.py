@@ -54,6 +54,7 @@ from magma_llama.io.checkpoint import Config
 from magma_llama.numerics.fixed import ACT_BITS
 from magma_llama.numerics.weights import EXP_BITS, GAIN_BITS
 from magma_llama.streams._base import any_of, clocked, ctrl_reg, data_reg, load_when, pad_pow2, select, wrap_inc
+from magma_llama.streams.chain import connect
 from magma_llama.streams.fork import Fork
 from magma_llama.streams.pipe import Pipe
 from magma_llama.streams.types import StreamIn, StreamOut, clog2
@@ -202,7 +203,9 @@ class Decoder(m.Generator2):
         # its last result has left, and nothing else moves a unit's state
         def clock_only_in(name, units, *ops, also=None):
             """`also`: a further enable, for a unit that needs only some cycles of an op."""
-            en = io.RESET | is_op(*ops) if also is None else io.RESET | is_op(*ops) | also
+            en = io.RESET | is_op(*ops)
+            if also is not None:
+                en = en | also
             gclk = gated_clock(f"{name}_clock", io.CLK, en) if clock_gating else io.CLK
             for u in units:
                 u.CLK @= gclk
@@ -217,10 +220,7 @@ class Decoder(m.Generator2):
         glu_in = {n: Pipe(ACT)(name=f"swiglu_{n.lower()}_pipe") for n in ("H1", "H3")}
         clock_only_in("swiglu", [glu, *glu_in.values()], "W3")
         for n, pipe in glu_in.items():
-            sink = getattr(glu, n)
-            sink.valid @= pipe.O.valid
-            sink.data @= pipe.O.data
-            pipe.O.ready @= sink.ready
+            connect(pipe.O, getattr(glu, n))
         clock_only_in("classifier", [amax, smp], "CLS")
         smp.inv_t @= inv_t.O
         smp.seed @= io.seed
@@ -302,7 +302,8 @@ class Decoder(m.Generator2):
         # which a query element is offered (their only state change in Q)
         att_clk = clock_only_in("attention", atts, "ATT", also=w_valid & is_op("Q"))
         for stream in {id(s): s for s in sources.values()}.values():
-            if stream is not mv.Y and stream is not att_out and stream is not norm_out:
+            # (a _Merged stream's ready is driven per unit below; MatVec's Y per op at the end)
+            if stream is not mv.Y and not isinstance(stream, _Merged):
                 stream.ready @= any_of([is_op(o) for o, s in sources.items() if s is stream]) & sink_ready
         for h, a in enumerate(atts):
             a.Q.valid @= w_valid & is_op("Q") & (w_head.O == h)
