@@ -38,6 +38,8 @@ Ports (the contract of decoder/sim.py and the harness):
 - `TOK_IN` {token, last}: prompt tokens, BOS first, `last` on the final one; after it
   the decoder feeds its own sampled token back.
 - `TOK_OUT`: the token chosen at each position (forced positions included).
+  Both token ports are registered (a skid buffer each): a beat enters a cycle after it is
+  offered, and leaves a cycle after the decoder chose it.
 - `WREQ` {addr, len} / `WDATA`: the weight port (decoder/weight_port.py's layout).
 - `inv_t` (0 = greedy, else 1/T in Q15.16) and `seed` (the PRNG state at reset).
 """
@@ -54,9 +56,10 @@ from magma_llama.io.checkpoint import Config
 from magma_llama.numerics.fixed import ACT_BITS
 from magma_llama.numerics.weights import EXP_BITS, GAIN_BITS
 from magma_llama.streams._base import any_of, clocked, ctrl_reg, data_reg, load_when, pad_pow2, select, wrap_inc
-from magma_llama.streams.chain import connect
+from magma_llama.streams.chain import S, connect
 from magma_llama.streams.fork import Fork
 from magma_llama.streams.pipe import Pipe
+from magma_llama.streams.skid import Skid
 from magma_llama.streams.types import StreamIn, StreamOut, clog2
 
 TOKEN_BITS = 16
@@ -240,19 +243,25 @@ class Decoder(m.Generator2):
                 c.CLK @= io.CLK
 
         # ---- op sequencing ----------------------------------------------------------------
-        take_in = is_op("IDLE") & ~prompt_done.O & io.TOK_IN.valid
-        io.TOK_IN.ready @= is_op("IDLE") & ~prompt_done.O
+        # the token ports are registered (skid buffers, full rate): no combinational path runs
+        # from a pin into the decoder, so the weight port never waits on TOK_OUT.ready, and a
+        # simulator evaluates nothing when only the inputs change
+        tok_in = S(io.TOK_IN).skid().port
+        tok_out = Skid(m.Bits[TOKEN_BITS])()
+        connect(tok_out.O, io.TOK_OUT)
+        take_in = is_op("IDLE") & ~prompt_done.O & tok_in.valid
+        tok_in.ready @= is_op("IDLE") & ~prompt_done.O
         tok_valid = m.mux([amax.O.valid, smp.O.valid], ~greedy) & is_op("CLS")
         tok_data = m.mux([m.zext_to(m.bits(amax.O.data), TOKEN_BITS), m.zext_to(m.bits(smp.O.data), TOKEN_BITS)],
                          ~greedy)
-        tok_fire = tok_valid & io.TOK_OUT.ready
-        io.TOK_OUT.valid @= tok_valid
-        io.TOK_OUT.data @= tok_data
-        amax.O.ready @= io.TOK_OUT.ready & greedy & is_op("CLS")
-        smp.O.ready @= io.TOK_OUT.ready & ~greedy & is_op("CLS")
-        token.I @= m.mux([m.mux([token.O, tok_data], tok_fire), io.TOK_IN.data.token], take_in)
-        prompt_done.I @= prompt_done.O | (take_in & io.TOK_IN.data.last)
-        forced.I @= m.mux([forced.O, ~io.TOK_IN.data.last], take_in) & ~(is_op("IDLE") & prompt_done.O)
+        tok_fire = tok_valid & tok_out.I.ready
+        tok_out.I.valid @= tok_valid
+        tok_out.I.data @= tok_data
+        amax.O.ready @= tok_out.I.ready & greedy & is_op("CLS")
+        smp.O.ready @= tok_out.I.ready & ~greedy & is_op("CLS")
+        token.I @= m.mux([m.mux([token.O, tok_data], tok_fire), tok_in.data.token], take_in)
+        prompt_done.I @= prompt_done.O | (take_in & tok_in.data.last)
+        forced.I @= m.mux([forced.O, ~tok_in.data.last], take_in) & ~(is_op("IDLE") & prompt_done.O)
 
         # the writer: every op's results, one per beat, into its destination
         n_out_m1 = table({k: (s[0] // N if k in NORM_OPS else s[0]) - 1 for k, s in shapes.items()},
