@@ -50,3 +50,21 @@ def test_cli_emit_one_format(tmp_path):
     proc = run_cli("emit", "--format", "verilog", "--out", out, "--lint", "fifo", check=True)
     assert "lint clean, R3 ok" in proc.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["Fifo_b8_d4.v"]
+
+
+def test_two_way_muxes_are_emitted_as_ternaries(tmp_path):
+    """formal/mux_lowering.py: a 2-way mux of bit vectors is `s ? b : a` in the Verilog (the
+    simulator's conditional move), not an index into a packed array; wider muxes stay arrays."""
+    import magma as m
+
+    from magma_llama.formal.emit import compile_verilog
+
+    class Muxes(m.Circuit):
+        io = m.IO(a=m.In(m.Bits[64]), b=m.In(m.Bits[64]), s=m.In(m.Bit), t=m.In(m.Bits[2]),
+                  y=m.Out(m.Bits[64]), z=m.Out(m.Bits[64]))
+        io.y @= m.mux([io.a, io.b], io.s)
+        io.z @= m.mux([io.a, io.b, io.a ^ io.b, io.a & io.b], io.t)
+
+    text = compile_verilog(Muxes, tmp_path).read_text()
+    assert "assign y = s ? b : a;" in text, text
+    assert "[1:0][63:0]" not in text and "[3:0][63:0]" in text, text

@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 from magma_llama.errors import MagmaLlamaError
+from magma_llama.formal import mux_lowering
 from magma_llama.paths import REPO
 
 FORMATS = ("coreir", "verilog")
@@ -18,6 +19,8 @@ WAIVERS = REPO / "formal" / "lint_waivers.vlt"
 # the CIRCT options under which Yosys and Verilator read magma's Verilog (fault takes them
 # as `magma_opts`, with `magma_output="mlir-verilog"`)
 MLIR_OPTS = dict(disallow_local_variables=True, disallow_packed_struct_assignments=True, flatten_all_tuples=True)
+# every compile under these options takes its 2-way muxes as ternaries (formal/mux_lowering.py)
+mux_lowering.install()
 VERILOG_OPTS = dict(output="mlir-verilog", **MLIR_OPTS)
 
 
