@@ -32,7 +32,7 @@ import functools
 import magma as m
 
 from magma_llama.numerics.fixed import ACC_BITS, ACT_BITS, ACT_MAX, ACT_MIN, MATVEC_EXTRA
-from magma_llama.numerics.weights import EXP_BITS, WEIGHT_FORMATS
+from magma_llama.numerics.weights import EXP_BITS, EXP_MAX, EXP_MIN, WEIGHT_FORMATS
 from magma_llama.stages.sram import memory
 from magma_llama.stages.units import tree_sum
 from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg
@@ -42,6 +42,10 @@ ACT = m.Bits[ACT_BITS]
 ACC = m.SInt[ACC_BITS]
 # k = e + MATVEC_EXTRA for any EXP_BITS exponent (the image keeps e in [EXP_MIN, EXP_MAX])
 K_BITS = EXP_BITS + 1
+# the shifter covers the shifts of the exponents an image may hold, |k| <= 48: a 6-bit amount
+# (a 64-position shifter would only add the all-zero results of exponents no image has)
+SHIFT_BITS = max(EXP_MAX + MATVEC_EXTRA, -(EXP_MIN + MATVEC_EXTRA)).bit_length()
+assert SHIFT_BITS <= K_BITS and (1 << SHIFT_BITS) <= ACC_BITS
 
 
 @functools.lru_cache(maxsize=None)
@@ -57,16 +61,18 @@ def beats_per_row(cols: int, lanes: int) -> int:
 
 
 def _term(mant, x, exp):
-    """One lane: (m * x) shifted by exp + MATVEC_EXTRA, rounding half up on right shifts."""
+    """One lane: (m * x) shifted by exp + MATVEC_EXTRA, rounding half up on right shifts.
+    Exact for exp in [EXP_MIN, EXP_MAX] (the W stream's contract: an image holds no other)."""
     p = m.sext_to(m.sint(mant), ACC_BITS) * m.sext_to(m.sint(x), ACC_BITS)
     k = m.sext_to(m.sint(exp), K_BITS) + m.sint(MATVEC_EXTRA, K_BITS)
     neg = k[K_BITS - 1]
-    lsh = m.zext_to(m.uint(k), ACC_BITS)
-    rsh = m.zext_to(m.uint(-k), ACC_BITS)
-    left = p << m.sint(lsh)
+
+    def amount(v):          # a shift amount: SHIFT_BITS bits, as the shift's operand width
+        return m.sint(m.zext_to(m.bits(v)[:SHIFT_BITS], ACC_BITS))
+    left = p << amount(k)
     # the rounding half 2^(-k-1) of a right shift; ~k = -k-1 (only used when k < 0)
-    bias = m.sint(1, ACC_BITS) << m.sint(m.zext_to(m.uint(~k), ACC_BITS))
-    right = (p + bias) >> m.sint(rsh)
+    bias = m.sint(1, ACC_BITS) << amount(~k)
+    right = (p + bias) >> amount(-k)
     return m.mux([left, right], neg)
 
 
