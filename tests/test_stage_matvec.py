@@ -7,7 +7,8 @@ sources/sinks of streams/testbench.py):
 - `q`: L=16, w16, stories260K layer 0 wq (64 x 64), all 64 rows (the wq image's 256 beats).
 - `r`: L=1, w24, 1 x 1, a directed case for the per-term rounding half (ROUND_CASE);
 - `w`: L=4, w8, 40 cols, 5 rows, its vectors loaded through the 2-wide port XN (X idle;
-  the decoder's norms load this way).
+  the decoder's norms load this way);
+- `e`: L=4, w24, 4 x 1, a directed case at the ends of the shifters' range (EDGE_CASE).
 Source beat k of a port is rom[(k + seed) % 256]; the expected outputs are computed
 from the beats that actually moved: X beats make the vectors, W beats the rows (for
 `q` the real wq rows, since every seed is a multiple of the 4 beats of a row)."""
@@ -20,19 +21,25 @@ import pytest
 from magma_llama import paths
 from magma_llama.golden.stages import MatVecWeights, matvec
 from magma_llama.numerics.fixed import ACT_BITS, ACT_FRAC, I64, from_float
-from magma_llama.numerics.weights import (EXP_BITS, QuantMatrix, check_accumulator_bound, quantize_matrix,
-                                          weight_beats)
+from magma_llama.numerics.weights import (EXP_BITS, EXP_MIN, QuantMatrix, check_accumulator_bound,
+                                          quantize_matrix, weight_beats)
 from tests.streams_sim import Sim, check_protocol, once_per_test_run, source_prefix
 
 CYCLES = 2400
 # (seed, how often sources offer, how often sinks accept), out of 256; seeds are multiples of 4
 RUNS = [(0x1234, 128, 128), (0xBEE0, 250, 250), (0x0040, 250, 40), (0x7A10, 60, 250), (0x5EEC, 190, 110)]
-CONFIGS = {"a": (16, 16, 172, 6), "b": (4, 8, 40, 5), "q": (16, 16, 64, 64), "r": (1, 24, 1, 1), "w": (4, 8, 40, 5)}
+CONFIGS = {"a": (16, 16, 172, 6), "b": (4, 8, 40, 5), "q": (16, 16, 64, 64), "r": (1, 24, 1, 1), "w": (4, 8, 40, 5),
+           "e": (4, 24, 4, 1)}
 WIDE = {"w": 2}             # engines loaded through XN, N elements a beat
 # engine `r`, a directed rounding case: m = 2^16 - 1, x = 2^16, e = -33 (k = -17), so
 # p = 2^32 - 2^16 and the term rshr(p, 17) = 2^15 only with its rounding half; the output
 # rshr(2^15, 16) = 1 (0 without the half).  Random data almost never shows that half.
 ROUND_CASE = (65535, 1 << 16, -33)
+# engine `e`, the shifters' range (matvec.SHIFT_BITS): per lane (m, x, e).  Lane 1 has the
+# smallest exponent an image holds, EXP_MIN (k = -48, the widest right shift: p ~ 2^54 gives
+# 64); lane 0 the largest left shift a row within the accumulator bound can have (k = 29);
+# lane 2 puts the sum 64 - 33 past a rounding half of the output, so lane 1 shows in y.
+EDGE_CASE = ((1, 1, 13), ((1 << 23) - 1, (1 << 31) - 1, EXP_MIN), (32735, 1, -16), (0, 0, EXP_MIN))
 
 
 def _wq():
@@ -118,12 +125,15 @@ def _simulate(workdir):
     from magma_llama.stages.matvec import MatVec
     from magma_llama.streams.testbench import make_bench, run_bench
     mats = _matrices()
-    mats["r"] = None
+    mats["r"] = mats["e"] = None
 
     def rom(label, port, widths, rng):
         if label == "r":
             mm, xx, ee = ROUND_CASE
             return [xx] * 256 if port == "X" else [_pack([mm], [ee], 24)] * 256
+        if label == "e":     # vectors of 4, in order: every seed is a multiple of 4
+            ms, xs, es = zip(*EDGE_CASE)
+            return [xs[k % 4] for k in range(256)] if port == "X" else [_pack(ms, es, 24)] * 256
         if port == "X":
             return _activations(np.random.default_rng(len(label) * 7 + ord(label[0])))
         if port == "XN":      # N activations a beat, the first in the low bits
@@ -214,6 +224,21 @@ def test_matvec_rounds_each_term_half_up(sim):
     total = sum(_check_engine(s, "r", run) for run in s.runs)
     ys = [v for run in s.runs for v in run.transfers("r_Y")]
     assert total > 100 and set(ys) == {1}
+
+
+def test_matvec_shifts_at_the_ends_of_the_exponent_range(sim):
+    """The 6-bit shift amounts are exact at EXP_MIN (a right shift by 48) and at the largest
+    left shift of a row within the accumulator bound; the EXP_MIN lane's 64 shows in y."""
+    s, _ = sim
+    total = sum(_check_engine(s, "e", run) for run in s.runs)
+    ms, xs, es = (np.array([c], I64) for c in zip(*EDGE_CASE))
+
+    def golden(mant):
+        return int(matvec(MatVecWeights.from_quant(QuantMatrix(mant, es, 1)), xs[0])[0])
+    without_lane1 = ms.copy()
+    without_lane1[0, 1] = 0
+    assert golden(ms) != golden(without_lane1)       # the case shows the EXP_MIN lane
+    assert total > 100 and {v for run in s.runs for v in run.transfers("e_Y")} == {golden(ms)}
 
 
 def test_matvec_outputs_saturate_and_vary(sim):
