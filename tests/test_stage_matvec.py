@@ -259,4 +259,3 @@ def test_matvec_loads_the_next_vector_while_computing(sim):
         both = sum(r[f"{label}_{x}_valid"] and r[f"{label}_{x}_ready"] and r[f"{label}_W_valid"] and r[f"{label}_W_ready"]
                    for run in s.runs for r in run.rows)
         assert both > 50, f"{label}: only {both} cycles load and compute at once"
-

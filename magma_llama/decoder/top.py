@@ -216,12 +216,9 @@ class Decoder(m.Generator2):
             return gclk
 
         clock_only_in("embed", [emb], "EMB")
-        # RoPE and Residual stay on CLK: a clock domain costs the simulator its trigger and
-        # scheduling on every evaluation, more than these small units' idle logic (callgrind,
-        # stories260K L16 w16: 1.6% fewer instructions a cycle with both on CLK)
-        for u in (rope, res):
-            u.CLK @= io.CLK
-            u.RESET @= io.RESET
+        # RoPE and Residual stay on CLK (wired by magma, as MatVec): a clock domain costs the
+        # simulator its trigger and scheduling on every evaluation, more than these small
+        # units' idle logic (callgrind, stories260K L16 w16: 1.6% fewer instructions a cycle)
         # SwiGLU's operands (hb from its buffer, W3's rows from MatVec) enter its domain through
         # register stages, so its silu is evaluated on its own clock's edges only
         glu_in = {n: Pipe(ACT)(name=f"swiglu_{n.lower()}_pipe") for n in ("H1", "H3")}
