@@ -9,8 +9,9 @@ prediction (magma_llama.perf, averaged over positions 0..N-1) and its error, the
 utilisation = bound / measured, simulated tokens/s (wall time clocking the design), and
 the build's elaboration, emit and Verilator seconds.  Simulated tok/s is timed after every
 point is measured, each point alone and the fastest of `--speed-repeats` runs: with
-`--jobs 2` the measuring runs share the two cores with other points' compiles.  `--ops` adds per-op measured vs
-predicted cycles (the testbench's counters of the decoder's `op` register).
+`--jobs 2` the measuring runs share the two cores with other points' compiles.  `--ops`
+adds per-op measured vs predicted cycles (the testbench's counters of the decoder's `op`
+register).
 
 Models: stories260K (the real checkpoint) and stories15M, a synthetic checkpoint with
 stories15M's shape (io/synthetic.py SHAPES; random weights: cycle counts do not depend
@@ -60,29 +61,6 @@ def _refusal(cfg, lanes: int, bits: int) -> str | None:
     return None
 
 
-def _prepare(job: dict):
-    """The point's config, hardware, weight hex and (cached) build; or a refusal string."""
-    from magma_llama import perf
-    from magma_llama.decoder.build import build_rtl, weight_hex
-    from magma_llama.decoder.top import check_config
-    from magma_llama.io.checkpoint import read_checkpoint
-    from magma_llama.numerics.image import load_or_build
-    from magma_llama.numerics.weights import WEIGHT_FORMATS, weight_format
-
-    bits = WEIGHT_FORMATS[job["weights"]]
-    ckpt = read_checkpoint(str(checkpoint_path(job["model"])))
-    cfg = ckpt.config
-    refused = _refusal(cfg, job["lanes"], bits)
-    if refused:
-        return refused
-    layout = check_config(cfg, job["lanes"], bits)
-    hw = perf.Hardware(job["lanes"], bits, job["latency"], job["bytes_per_cycle"])
-    image, image_path = load_or_build(ckpt, weight_format(job["weights"]))
-    hex_path = weight_hex(image, image_path, layout)
-    built = build_rtl(cfg, job["lanes"], bits, log=sys.stderr if job["verbose"] else None)
-    return cfg, hw, hex_path, built
-
-
 def _generate(binary, hex_path, latency: int, bytes_per_cycle: int, n: int):
     """Greedy generation from BOS for n positions: (per-op cycles, run stats, wall seconds)."""
     from magma_llama.decoder.sim import RtlDecoder
@@ -99,15 +77,26 @@ def _generate(binary, hex_path, latency: int, bytes_per_cycle: int, n: int):
 def measure(job: dict) -> dict:
     """One (model, lanes, weights) point: build, run `positions` greedy tokens, compare with the model."""
     from magma_llama import perf
-    from magma_llama.decoder.top import PROGRAM
+    from magma_llama.decoder.build import build_rtl, weight_hex
+    from magma_llama.decoder.top import PROGRAM, check_config
+    from magma_llama.io.checkpoint import read_checkpoint
+    from magma_llama.numerics.image import load_or_build
+    from magma_llama.numerics.weights import WEIGHT_FORMATS, weight_format
 
-    n = job["positions"]
-    row = {"model": job["model"], "lanes": job["lanes"], "weights": job["weights"], "positions": n,
-           "latency": job["latency"], "bytes_per_cycle": job["bytes_per_cycle"]}
-    prepared = _prepare(job)
-    if isinstance(prepared, str):
-        return {**row, "refused": prepared}
-    cfg, hw, hex_path, built = prepared
+    model, lanes, weights, n = job["model"], job["lanes"], job["weights"], job["positions"]
+    bits = WEIGHT_FORMATS[weights]
+    row = {"model": model, "lanes": lanes, "weights": weights, "positions": n, "latency": job["latency"],
+           "bytes_per_cycle": job["bytes_per_cycle"]}
+    ckpt = read_checkpoint(str(checkpoint_path(model)))
+    cfg = ckpt.config
+    refused = _refusal(cfg, lanes, bits)
+    if refused:
+        return {**row, "refused": refused}
+    layout = check_config(cfg, lanes, bits)
+    hw = perf.Hardware(lanes, bits, job["latency"], job["bytes_per_cycle"])
+    image, image_path = load_or_build(ckpt, weight_format(weights))
+    hex_path = weight_hex(image, image_path, layout)
+    built = build_rtl(cfg, lanes, bits, log=sys.stderr if job["verbose"] else None)
     ops, stats, run_s = _generate(built.binary, hex_path, hw.latency, hw.bytes_per_cycle, n)
     names = [o.name for o in PROGRAM]
     measured_ops = {name: ops[i] / n for i, name in enumerate(names)}
