@@ -21,7 +21,7 @@ EXIT_USAGE = 2
 
 # Subcommands that live in their own module under magma_llama/commands/: each has
 # `register(subparsers)` which adds its parser (with `parser_class=_Parser` errors).
-COMMAND_MODULES: list[str] = ["prove", "emit", "golden", "quantize", "generate", "report"]
+COMMAND_MODULES: list[str] = ["prove", "emit", "golden", "quantize", "generate", "report", "fetch_model"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -189,17 +189,23 @@ def cmd_encode(args) -> int:
 
 def cmd_demo(args) -> int:
     """The main job: the decoder's RTL (Verilator) generates greedily from BOS on the default
-    model, or on a synthetic one if none is present."""
+    model (shipped in models/), or on a synthetic one if it has been removed."""
     model, tok = paths.default_model(), paths.default_tokenizer()
+    steps = args.steps
     if not (model.exists() and tok.exists()):
         from magma_llama.io.synthetic import SHAPES, write_synthetic
+        shape = SHAPES["gqa_unshared"]
         folder = paths.build_dir() / "synthetic"
-        m, t = write_synthetic(str(folder), SHAPES["gqa_unshared"], seed=1)
-        print(f"note: no {model.name} in {model.parent} (see models/README.md); "
-              f"using a synthetic model {m}", file=sys.stderr)
+        m, t = write_synthetic(str(folder), shape, seed=1)
+        if steps == 0 or steps > shape.seq_len:
+            steps = shape.seq_len
+        where = " or ".join(str(f) for f in paths.model_folders())
+        print(f"note: no {model.name} + {tok.name} in {where} (see models/README.md); using a synthetic "
+              f"model {m}: random weights, so the text is noise, not a story ({steps} steps, its "
+              f"seq_len is {shape.seq_len})", file=sys.stderr)
         model, tok = m, t
     ns = build_parser().parse_args(["generate", "--model", str(model), "--tokenizer", str(tok),
-                                    "-t", "0", "-n", str(args.steps)])
+                                    "-t", "0", "-n", str(steps)])
     return ns.func(ns)
 
 

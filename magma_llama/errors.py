@@ -39,3 +39,11 @@ class TokenRangeError(MagmaLlamaError):
 
 class PromptTooLongError(MagmaLlamaError):
     """The prompt needs more positions than the model's seq_len."""
+
+
+class ChecksumError(MagmaLlamaError):
+    """A file named as a published llama2.c file whose bytes are not that file's."""
+
+
+class DownloadError(MagmaLlamaError):
+    """A download that failed, or arrived corrupted and was refused."""

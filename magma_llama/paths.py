@@ -1,4 +1,4 @@
-"""Where things live: the checkpoint folder (one setting) and generated output."""
+"""Where things live: the checkpoint folders (one setting) and generated output."""
 
 from __future__ import annotations
 
@@ -11,27 +11,30 @@ DEFAULT_MODEL = "stories260K.bin"
 DEFAULT_TOKENIZER = "tok512.bin"
 
 
-def models_dir() -> Path:
-    """$MAGMA_LLAMA_MODELS if set; else models/ when it holds the default model;
-    else ../shared/models when present; else models/."""
+def model_folders() -> list[Path]:
+    """Where checkpoints are looked for, in order: $MAGMA_LLAMA_MODELS alone if set; else the
+    project's models/ (which ships the default model), then ../shared/models beside the clone."""
     env = os.environ.get(MODELS_ENV)
     if env:
-        return Path(env)
-    own = REPO / "models"
-    if (own / DEFAULT_MODEL).exists():
-        return own
-    shared = REPO.parent / "shared" / "models"
-    if (shared / DEFAULT_MODEL).exists():
-        return shared
-    return own
+        return [Path(env)]
+    return [REPO / "models", REPO.parent / "shared" / "models"]
+
+
+def model_file(name: str) -> Path:
+    """The first folder's `name` that exists; else where it would be in the first folder."""
+    folders = model_folders()
+    for folder in folders:
+        if (folder / name).exists():
+            return folder / name
+    return folders[0] / name
 
 
 def default_model() -> Path:
-    return models_dir() / DEFAULT_MODEL
+    return model_file(DEFAULT_MODEL)
 
 
 def default_tokenizer() -> Path:
-    return models_dir() / DEFAULT_TOKENIZER
+    return model_file(DEFAULT_TOKENIZER)
 
 
 def build_dir() -> Path:

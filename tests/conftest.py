@@ -1,5 +1,5 @@
-"""Shared fixtures.  The real checkpoint is found through one setting
-($MAGMA_LLAMA_MODELS, default models/, falling back to ../shared/models); under
+"""Shared fixtures.  Real checkpoints are found through one setting ($MAGMA_LLAMA_MODELS;
+else models/, which ships stories260K + tok512, then ../shared/models for the rest); under
 CI=true a missing checkpoint fails instead of skipping."""
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def stories260k() -> tuple[Path, Path]:
 @pytest.fixture(scope="session")
 def tokenizer32k() -> Path:
     """llama2.c's 32000-entry tokenizer.bin."""
-    return _need(paths.models_dir() / "tokenizer.bin")
+    return _need(paths.model_file("tokenizer.bin"))
 
 
 @pytest.fixture(scope="session")

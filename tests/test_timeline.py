@@ -160,3 +160,11 @@ def test_timeline_flag_errors(stories260k, args, message):
     p = run_cli("generate", "-m", model, "-z", tok, "-n", 2, *args)
     assert p.returncode == 2
     assert p.stderr.strip().splitlines() == [f"error: {message}"]
+
+
+def test_every_unit_is_named_for_what_it_does(run):
+    """No row of the timeline is a magma default instance name (`Skid_b16_inst0`)."""
+    from magma_llama.decoder.timeline import read_timeline
+    units = {u for u, _, _ in read_timeline(run["record"]).streams}
+    assert {"tok_in_skid", "tok_out_skid", "matvec", "memory"} <= units, units
+    assert not [u for u in units if re.search(r"_inst\d+$", u)], units

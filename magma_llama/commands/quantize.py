@@ -19,7 +19,8 @@ def register(subparsers) -> None:
 def cmd_quantize(args) -> int:
     from magma_llama import paths
     from magma_llama.io.checkpoint import read_checkpoint
-    from magma_llama.numerics.image import cached_image_path, file_sha256, quantize_checkpoint, read_image, write_image
+    from magma_llama.io.files import file_sha256
+    from magma_llama.numerics.image import cached_image_path, quantize_checkpoint, read_image, write_image
     from magma_llama.numerics.weights import weight_format
 
     fmt = weight_format(args.weights, args.group, args.exp_rule)

@@ -273,7 +273,7 @@ def weight_hex(image, image_path: str, layout: PortLayout, root: Path | None = N
     bits and the text of decoder/weight_port.py (where the packing is defined: a changed
     layout never reuses an old file)."""
     from magma_llama.decoder import weight_port
-    from magma_llama.numerics.image import file_sha256
+    from magma_llama.io.files import file_sha256
     root = Path(root) if root is not None else paths.build_dir() / "weights"
     root.mkdir(parents=True, exist_ok=True)
     sha = file_sha256(image_path).hex()

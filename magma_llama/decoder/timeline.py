@@ -282,10 +282,12 @@ def text_table(t: Timeline, tokens: dict[int, int] | None = None) -> str:
 
 def totals_table(t: Timeline) -> str:
     """Cycles per unit and state over the recorded window, with the busy share."""
-    rows = [f"{'unit':<10} {'busy':>7} {'stalled':>7} {'blocked':>7} {'idle':>7} {'busy %':>6}"]
+    totals = t.totals()
+    w = max([len("unit"), *map(len, totals)])
+    rows = [f"{'unit':<{w}} {'busy':>7} {'stalled':>7} {'blocked':>7} {'idle':>7} {'busy %':>6}"]
     n = max(1, len(t.cycles))
-    for unit, c in t.totals().items():
-        rows.append(f"{unit:<10} {c[BUSY]:>7} {c[STALLED]:>7} {c[BLOCKED]:>7} {c[IDLE]:>7} {100 * c[BUSY] / n:>6.1f}")
+    for unit, c in totals.items():
+        rows.append(f"{unit:<{w}} {c[BUSY]:>7} {c[STALLED]:>7} {c[BLOCKED]:>7} {c[IDLE]:>7} {100 * c[BUSY] / n:>6.1f}")
     return "\n".join(rows)
 
 

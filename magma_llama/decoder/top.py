@@ -247,8 +247,8 @@ class Decoder(m.Generator2):
         # the token ports are registered (skid buffers, full rate): no combinational path runs
         # from a pin into the decoder, so the weight port never waits on TOK_OUT.ready, and a
         # simulator evaluates nothing when only the inputs change
-        tok_in = S(io.TOK_IN).skid().port
-        tok_out = Skid(m.Bits[TOKEN_BITS])()
+        tok_in = S(io.TOK_IN).skid("tok_in_skid").port
+        tok_out = Skid(m.Bits[TOKEN_BITS])(name="tok_out_skid")
         connect(tok_out.O, io.TOK_OUT)
         take_in = is_op("IDLE") & ~prompt_done.O & tok_in.valid
         tok_in.ready @= is_op("IDLE") & ~prompt_done.O

@@ -148,8 +148,11 @@ def read_header(path: str) -> Config:
 
 
 def read_checkpoint(path: str) -> Checkpoint:
-    """Read a llama2.c checkpoint, checking its size and that every weight is finite."""
+    """Read a llama2.c checkpoint, checking its size and that every weight is finite (and, for a
+    file named as a published one, that it is that file: io/catalog.py)."""
+    from magma_llama.io.catalog import verify
     cfg = read_header(path)
+    verify(path)
     size = os.path.getsize(path)
     expected = cfg.file_size()
     if size < expected:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from magma_llama.errors import MagmaLlamaError
 
 
@@ -14,3 +16,12 @@ def read_bytes(path: str, what: str, error: type[MagmaLlamaError]) -> bytes:
         raise error(f"{what} not found: {path}") from None
     except OSError as e:
         raise error(f"cannot read {what} {path}: {e.strerror}") from None
+
+
+def file_sha256(path) -> bytes:
+    """The SHA-256 digest of a file, read a megabyte at a time."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.digest()

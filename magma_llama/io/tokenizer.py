@@ -135,7 +135,9 @@ def _bsearch_table(pieces: list[bytes]) -> dict[bytes, int]:
 
 def read_tokenizer(path: str, vocab_size: int | None = None) -> Tokenizer:
     """Read tokenizer.bin; with vocab_size, insist the file holds exactly that many entries."""
+    from magma_llama.io.catalog import verify
     data = read_bytes(path, "tokenizer", TokenizerError)
+    verify(path)
     if len(data) < 4:
         raise TokenizerError(f"{path}: too short to be a tokenizer.bin")
     (max_len,) = struct.unpack_from("<i", data, 0)

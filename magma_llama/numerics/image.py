@@ -11,7 +11,6 @@ the payload; a SHA-256 of the source checkpoint ties the image to it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import struct
 import zlib
@@ -21,7 +20,7 @@ import numpy as np
 
 from magma_llama.errors import CheckpointError, MagmaLlamaError
 from magma_llama.io.checkpoint import Checkpoint, Config
-from magma_llama.io.files import read_bytes
+from magma_llama.io.files import file_sha256, read_bytes
 from magma_llama.numerics.fixed import I64
 from magma_llama.numerics.weights import (
     EXP_BITS, EXP_MAX, EXP_MIN, EXPONENT_RULES, GAIN_BITS, QUANTIZER_VERSION, WEIGHT_FORMATS, QuantMatrix,
@@ -95,14 +94,6 @@ def _source_tensor(ckpt: Checkpoint, name: str) -> np.ndarray:
         layer, t = name.split(".")
         return getattr(w, t)[int(layer[5:])]
     return {"rms_final": w.rms_final, "wcls": w.wcls, "embedding": w.token_embedding}[name]
-
-
-def file_sha256(path: str) -> bytes:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.digest()
 
 
 def quantize_checkpoint(ckpt: Checkpoint, fmt: WeightFormat, sha256: bytes | None = None) -> WeightImage:

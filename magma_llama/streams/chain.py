@@ -33,22 +33,24 @@ class S:
     def T(self):
         return payload_type(self.port)
 
-    def _through(self, circuit, name="I", out="O"):
-        inst = circuit()
-        m.wire(self.port, getattr(inst, name))
-        return inst, S(getattr(inst, out))
+    def _through(self, circuit, name=None):
+        inst = circuit(name=name) if name else circuit()
+        m.wire(self.port, inst.I)
+        return inst, S(inst.O)
 
-    def pipe(self) -> "S":
+    # `name`: the instance's name in the Verilog (and in waveforms and the timeline), where
+    # magma's default (`Skid_b16_inst0`) would not say what the block is for
+    def pipe(self, name: str | None = None) -> "S":
         from magma_llama.streams.pipe import Pipe
-        return self._through(Pipe(self.T))[1]
+        return self._through(Pipe(self.T), name)[1]
 
-    def skid(self) -> "S":
+    def skid(self, name: str | None = None) -> "S":
         from magma_llama.streams.skid import Skid
-        return self._through(Skid(self.T))[1]
+        return self._through(Skid(self.T), name)[1]
 
-    def queue(self, depth: int) -> "S":
+    def queue(self, depth: int, name: str | None = None) -> "S":
         from magma_llama.streams.fifo import Fifo
-        return self._through(Fifo(self.T, depth))[1]
+        return self._through(Fifo(self.T, depth), name)[1]
 
     def packetize(self, k: int) -> "S":
         from magma_llama.streams.packetize import Packetize
