@@ -50,7 +50,7 @@ def _wrapper(L, rows, cols):
 
 def measure(job):
     L, rows, cols = job
-    from magma_llama.formal.emit import MLIR_OPTS
+    from magma_llama.verilog.emit import MLIR_OPTS
     from magma_llama.streams.testbench import fault_ready, sram_libraries
     fault = fault_ready()
     circ = _wrapper(L, rows, cols)

@@ -175,7 +175,7 @@ def edge_operands():
 
 
 def _simulate(workdir):
-    from magma_llama.formal.emit import MLIR_OPTS
+    from magma_llama.verilog.emit import MLIR_OPTS
     from magma_llama.streams.testbench import fault_ready, printf_format
     fault = fault_ready()
     bench, signals = _bench()

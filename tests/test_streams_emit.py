@@ -10,8 +10,8 @@ from tests.conftest import run_cli
 
 def test_emit_every_design_and_lint(tmp_path):
     from magma_llama.formal.designs import select
-    from magma_llama.formal.emit import emit, lint
-    from magma_llama.formal.structure import valid_depends_on_ready
+    from magma_llama.verilog.emit import emit, lint
+    from magma_llama.verilog.structure import valid_depends_on_ready
     res = emit([], ["coreir", "verilog"], tmp_path)
     assert [r["name"] for r in res] == [d.name for d in select([])]
     for r in res:
@@ -29,13 +29,13 @@ def test_emit_every_design_and_lint(tmp_path):
 def test_lint_can_fail(tmp_path):
     bad = tmp_path / "bad.v"
     bad.write_text("module bad(input a, output [1:0] y);\n  assign y = a;\nendmodule\n")
-    from magma_llama.formal.emit import lint
+    from magma_llama.verilog.emit import lint
     clean, msgs = lint(bad)
     assert not clean and "WIDTH" in msgs
 
 
 def test_r3_check_can_fail(tmp_path):
-    from magma_llama.formal.structure import valid_depends_on_ready
+    from magma_llama.verilog.structure import valid_depends_on_ready
     v = tmp_path / "Waits.v"
     v.write_text("module Waits(input CLK, input I_valid, input O_ready, output O_valid, output I_ready);\n"
                  "  reg r; always @(posedge CLK) r <= I_valid;\n"
@@ -53,11 +53,11 @@ def test_cli_emit_one_format(tmp_path):
 
 
 def test_two_way_muxes_are_emitted_as_ternaries(tmp_path):
-    """formal/mux_lowering.py: a 2-way mux of bit vectors is `s ? b : a` in the Verilog (the
+    """verilog/mux_lowering.py: a 2-way mux of bit vectors is `s ? b : a` in the Verilog (the
     simulator's conditional move), not an index into a packed array; wider muxes stay arrays."""
     import magma as m
 
-    from magma_llama.formal.emit import compile_verilog
+    from magma_llama.verilog.emit import compile_verilog
 
     class Muxes(m.Circuit):
         io = m.IO(a=m.In(m.Bits[64]), b=m.In(m.Bits[64]), s=m.In(m.Bit), t=m.In(m.Bits[2]),

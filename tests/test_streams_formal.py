@@ -51,7 +51,7 @@ def test_monitor_alone_catches_a_broken_producer(tmp_path):
     """A producer that drops valid before the transfer: only the stream monitor can object."""
     import magma as m
     from magma_llama.formal import sby
-    from magma_llama.formal.emit import compile_verilog
+    from magma_llama.verilog.emit import compile_verilog
     from magma_llama.formal.props import Props
     from magma_llama.streams.types import StreamOut
 

@@ -34,8 +34,8 @@ def register(subparsers) -> None:
 
 
 def _check(path: Path, top: str) -> tuple[str, int]:
-    from magma_llama.formal.emit import lint
-    from magma_llama.formal.structure import valid_depends_on_ready
+    from magma_llama.verilog.emit import lint
+    from magma_llama.verilog.structure import valid_depends_on_ready
     clean, msgs = lint(path)
     note, status = ("  lint clean" if clean else "  LINT FAILED"), 0 if clean else 1
     if not clean:
@@ -60,7 +60,7 @@ def _emit_decoder(args, out: Path, formats: list[str]) -> int:
     import magma as m
 
     from magma_llama.decoder.top import check_config, decoder
-    from magma_llama.formal.emit import compile_verilog
+    from magma_llama.verilog.emit import compile_verilog
     from magma_llama.io.checkpoint import read_header
     from magma_llama.numerics.weights import WEIGHT_FORMATS
 
@@ -80,7 +80,7 @@ def _emit_decoder(args, out: Path, formats: list[str]) -> int:
         print(f"{'':<{len(top.name)}}  {len(mods)} modules in {folder / 'modules'}: "
               + ", ".join(p.stem for p in mods))
         if args.stat:
-            from magma_llama.formal.synth import yosys_stat
+            from magma_llama.verilog.stat import yosys_stat
             for line in yosys_stat(v, top.name).summary():
                 print(f"  {line}")
     if "coreir" in formats:
@@ -92,7 +92,7 @@ def _emit_decoder(args, out: Path, formats: list[str]) -> int:
 
 def cmd_emit(args) -> int:
     from magma_llama.errors import UsageError
-    from magma_llama.formal.emit import emit
+    from magma_llama.verilog.emit import emit
 
     out = Path(args.out) if args.out else paths.build_dir() / "emit"
     formats = args.format or ["coreir", "verilog"]

@@ -178,7 +178,7 @@ class _Ticker:
 def _elaborate(factory, cfg: Config, lanes: int, bits: int, work: Path) -> tuple[str, float, float]:
     """Elaborate the circuit (the generator runs) and emit it to work/decoder.v (plus any external
     SRAM models): (module name, elaboration seconds, emit seconds)."""
-    from magma_llama.formal.emit import compile_verilog
+    from magma_llama.verilog.emit import compile_verilog
     t0 = time.monotonic()
     circuit = factory(cfg, lanes, bits)
     t1 = time.monotonic()

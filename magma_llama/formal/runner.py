@@ -12,7 +12,7 @@ from pathlib import Path
 from magma_llama import paths
 from magma_llama.formal import sby
 from magma_llama.formal.designs import UnknownDesignError, select
-from magma_llama.formal.emit import compile_verilog
+from magma_llama.verilog.emit import compile_verilog
 
 KINDS = ("prove", "cover", "mutant")
 

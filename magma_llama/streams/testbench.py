@@ -195,7 +195,7 @@ def run_bench(bench, infos: dict, extras: list, runs: list[tuple[int, int, int]]
     headers that fault's make call does not build).  `unprinted`: port keys whose payload
     is not logged (fault prints at most 64 bits of a signal, and a wider one is refused; a
     source's beats are known from its ROM anyway), only their valid and ready."""
-    from magma_llama.formal.emit import MLIR_OPTS
+    from magma_llama.verilog.emit import MLIR_OPTS
     fault = fault_ready()
     signals = []
     for key in infos:

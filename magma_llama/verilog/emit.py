@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 from magma_llama.errors import MagmaLlamaError
-from magma_llama.formal import mux_lowering
+from magma_llama.verilog import mux_lowering
 from magma_llama.paths import REPO
 
 FORMATS = ("coreir", "verilog")
@@ -19,7 +19,7 @@ WAIVERS = REPO / "formal" / "lint_waivers.vlt"
 # the CIRCT options under which Yosys and Verilator read magma's Verilog (fault takes them
 # as `magma_opts`, with `magma_output="mlir-verilog"`)
 MLIR_OPTS = dict(disallow_local_variables=True, disallow_packed_struct_assignments=True, flatten_all_tuples=True)
-# every compile under these options takes its 2-way muxes as ternaries (formal/mux_lowering.py)
+# every compile under these options takes its 2-way muxes as ternaries (verilog/mux_lowering.py)
 mux_lowering.install()
 VERILOG_OPTS = dict(output="mlir-verilog", **MLIR_OPTS)
 
