@@ -29,11 +29,12 @@ from dataclasses import dataclass
 
 from magma_llama.decoder.weight_port import PortLayout, weight_bits_per_token
 from magma_llama.io.checkpoint import Config
+from magma_llama.stages.latency import matvec_latency
 
 # --- fixed costs per op (cycles), measured on the RTL's op counters -----------------------
 OP_STEP = 1            # IDLE with the next token already there: the one cycle of the op itself
-MATVEC_TAIL = 2        # a MatVec op takes its first word in its first cycle; after the last: the Y register, then
-                       # the op's last-result cycle
+MATVEC_TAIL = 1        # a MatVec op takes its first word in its first cycle; after the last: MatVec's pipeline
+                       # (stages/latency.matvec_latency), then the op's last-result cycle
 STAGE_TAIL = 1         # one more registered unit behind MatVec (Residual, SwiGLU, Argmax)
 SWIGLU_IN = 1          # W3: SwiGLU's operands pass a register stage into its clock domain
 ROPE_TAIL = 2          # RoPE behind MatVec (Q, K): its pair buffer holds one element back
@@ -69,23 +70,24 @@ def op_cycles(cfg: Config, hw: Hardware, pos: float) -> dict[str, float]:
 
     # a beat of gains_per_word elements per port word of gains (gains_per_word divides dim)
     norm = secs["rms_final"].words * cpw + NORM_TAIL
+    mv_tail = matvec_latency(hw.lanes) + MATVEC_TAIL
     per_layer = {
         "NORM_ATT": norm,
-        "Q": words("wq") + MATVEC_TAIL + ROPE_TAIL,
-        "K": words("wk") + MATVEC_TAIL + ROPE_TAIL,
-        "V": words("wv") + MATVEC_TAIL,
+        "Q": words("wq") + mv_tail + ROPE_TAIL,
+        "K": words("wk") + mv_tail + ROPE_TAIL,
+        "V": words("wv") + mv_tail,
         "ATT": (pos + 1) + d + ATT_FIXED,      # every head at once; then dim outputs, head after head
-        "O": words("wo") + MATVEC_TAIL + STAGE_TAIL,
+        "O": words("wo") + mv_tail + STAGE_TAIL,
         "NORM_FFN": norm,
-        "W1": words("w1") + MATVEC_TAIL,
-        "W3": words("w3") + MATVEC_TAIL + SWIGLU_IN + STAGE_TAIL,
-        "W2": words("w2") + MATVEC_TAIL + STAGE_TAIL,    # hb loaded MatVec's other vector bank during W3
+        "W1": words("w1") + mv_tail,
+        "W3": words("w3") + mv_tail + SWIGLU_IN + STAGE_TAIL,
+        "W2": words("w2") + mv_tail + STAGE_TAIL,    # hb loaded MatVec's other vector bank during W3
     }
     emb_words = layout.embedding.words_per_row * cpw
     out = {"IDLE": OP_STEP, "EMB": max(d, emb_words) + hw.latency + EMB_TAIL}
     out.update({k: v * nl for k, v in per_layer.items()})
     out["NORM_FIN"] = norm
-    out["CLS"] = words("wcls") + MATVEC_TAIL + STAGE_TAIL
+    out["CLS"] = words("wcls") + mv_tail + STAGE_TAIL
     return out
 
 

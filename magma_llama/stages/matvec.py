@@ -15,15 +15,23 @@ Ports (ready/valid streams, CLK and a synchronous RESET):
   signed EXP_BITS), row by row, ceil(cols / L) beats a row, the last one padded.
 - `Y` (out): one Q12.20 activation per row, `rows` beats per matrix.
 
-Per beat each lane forms p = m * x (64 bits), shifts it by k = e + MATVEC_EXTRA
-(left, or right rounding half up) and the L terms are added to a 64-bit
-accumulator; after a row's last beat the accumulator is rounded by MATVEC_EXTRA,
-saturated to ACT_BITS and registered in Y.  That is `golden.stages.matvec`, term
-by term.  One W beat is taken per cycle while W is valid, except on a row's last
-beat when Y still holds an unread result, and for one cycle when a matrix starts on
-a vector that has already served one (the bank is released, or kept with `keep_x`).
-The multiply/shift/add of a beat is one combinational stage (simulation-first; a
-synthesis target would pipeline it without changing the stream behaviour)."""
+Per beat each lane forms p = m * x, shifts it by k = e + MATVEC_EXTRA (left, or right
+rounding half up) into 64 bits, and the L terms are added to a 64-bit accumulator; after
+a row's last beat the accumulator is rounded by MATVEC_EXTRA and saturated to ACT_BITS.
+That is `golden.stages.matvec`, term by term.
+
+The arithmetic is a pipeline that never stalls, cut where an FPGA needs registers
+(`stages/latency.MATVEC_PIPELINE`): the lane memories are read with registered outputs (block RAM), each
+product is formed from DSP-tile-sized (18 x 18) partial products that are registered
+before they are added, the shifter is two registered halves, and the adder tree has
+`ADD_LEVELS` adders between registers.  Results leave through a FIFO of `y_depth` rows
+(`Y` is its output); a row's last beat is taken only while the FIFO has room for every
+row already in the pipeline (a credit count, `owed`), so nothing inside ever waits and
+`W.ready` does not depend on `Y.ready`.  One W beat is taken per cycle while W is valid,
+except on a row's last beat when the FIFO has no room, and for one cycle when a matrix
+starts on a vector that has already served one (the bank is released, or kept with
+`keep_x`).  `latency(lanes)` is the cycles from a row's last W transfer to its Y beat
+(the perf model reads it)."""
 
 from __future__ import annotations
 
@@ -33,9 +41,11 @@ import magma as m
 
 from magma_llama.numerics.fixed import ACC_BITS, ACT_BITS, ACT_MAX, ACT_MIN, MATVEC_EXTRA
 from magma_llama.numerics.weights import EXP_BITS, EXP_MAX, EXP_MIN, WEIGHT_FORMATS
+from magma_llama.stages.latency import ADD_LEVELS, MATVEC_PIPELINE, matvec_latency, tree_stages
 from magma_llama.stages.sram import memory
-from magma_llama.stages.units import tree_sum
-from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg
+from magma_llama.stages.units import partial_products, sum_partials
+from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg, load_when
+from magma_llama.streams.fifo import Fifo
 from magma_llama.streams.types import StreamIn, StreamOut, clog2
 
 ACT = m.Bits[ACT_BITS]
@@ -60,28 +70,51 @@ def beats_per_row(cols: int, lanes: int) -> int:
     return -(-cols // lanes)
 
 
-def _term(mant, x, exp):
-    """One lane: (m * x) shifted by exp + MATVEC_EXTRA, rounding half up on right shifts.
-    Exact for exp in [EXP_MIN, EXP_MAX] (the W stream's contract: an image holds no other)."""
-    p = m.sext_to(m.sint(mant), ACC_BITS) * m.sext_to(m.sint(x), ACC_BITS)
+def latency(lanes: int) -> int:
+    """Cycles from a row's last W transfer to its Y beat's first valid cycle (stages/latency.py)."""
+    return matvec_latency(lanes)
+
+
+def _hold(value, name: str, en):
+    """value registered (loading when en), of its own kind (SInt/UInt/Bits/Bit)."""
+    if isinstance(value, m.Digital):
+        r = data_reg(m.Bit, name, enable=True)
+        load_when(r, en, value)
+        return r.O
+    kind = m.SInt if isinstance(value, m.SInt) else m.UInt if isinstance(value, m.UInt) else m.Bits
+    r = data_reg(kind[len(value)], name, enable=True)
+    load_when(r, en, value)
+    return r.O
+
+
+def _shift_amount(exp):
+    """(neg, amount) of k = exp + MATVEC_EXTRA: a left shift by k, or (neg) a right shift by
+    -k - 1 = ~k before the rounding step; SHIFT_BITS bits (the W stream's contract)."""
     k = m.sext_to(m.sint(exp), K_BITS) + m.sint(MATVEC_EXTRA, K_BITS)
     neg = k[K_BITS - 1]
-
-    def amount(v):          # a shift amount: SHIFT_BITS bits, as the shift's operand width
-        return m.sint(m.zext_to(m.bits(v)[:SHIFT_BITS], ACC_BITS))
-    left = p << amount(k)
-    # the rounding half 2^(-k-1) of a right shift; ~k = -k-1 (only used when k < 0)
-    bias = m.sint(1, ACC_BITS) << amount(~k)
-    right = (p + bias) >> amount(-k)
-    return m.mux([left, right], neg)
+    amount = m.mux([m.bits(k), m.bits(~k)], neg)[:SHIFT_BITS]
+    return neg, m.uint(amount)
 
 
-def _round_sat(acc):
-    """sat_ACT(rshr(acc, MATVEC_EXTRA))."""
+def _shift(p, neg, amount):
+    """p << amount, or p >> amount (arithmetic) when neg: SInt[ACC_BITS]."""
+    a = m.sint(m.zext_to(amount, ACC_BITS))
+    return m.mux([p << a, p >> a], neg)
+
+
+def _round_half(u, neg):
+    """The term of a right shift by s from u = p >> (s - 1): floor((u + 1) / 2) = (u >> 1) + u[0]."""
+    half = (u >> m.sint(1, ACC_BITS)) + m.sint(m.zext_to(m.bits(u)[:1], ACC_BITS))
+    return m.mux([u, half], neg)
+
+
+def _round_sat(top):
+    """sat_ACT(rshr(acc, MATVEC_EXTRA)) from top = acc's bits MATVEC_EXTRA - 1 and up (the rest
+    cannot change the result, so the pipeline register holds only these)."""
     # floor((acc + 2^(E-1)) / 2^E) = floor(acc / 2^E) + bit E-1 of acc
     n = ACC_BITS - MATVEC_EXTRA
-    a = m.bits(acc)
-    r = m.sint(a[MATVEC_EXTRA:]) + m.sint(m.zext_to(a[MATVEC_EXTRA - 1:MATVEC_EXTRA], n))
+    a = m.bits(top)
+    r = m.sint(a[1:]) + m.sint(m.zext_to(a[:1], n))
     hi = r > m.sint(ACT_MAX, n)
     lo = r < m.sint(ACT_MIN, n)
     sat = m.mux([m.bits(ACT_MIN & ((1 << ACT_BITS) - 1), ACT_BITS), m.bits(ACT_MAX, ACT_BITS)], hi)
@@ -89,13 +122,13 @@ def _round_sat(acc):
 
 
 MUTANTS = {
-    "overwrite_y": "takes a row's last beat while Y is stalled, overwriting the unread result",
+    "overwrite_y": "takes a row's last beat without room in the Y FIFO, so a result is lost",
 }
 
 
 class MatVec(m.Generator2):
     def __init__(self, lanes: int, bits: int, cols: int, rows: int, mutant=None, formal=False,
-                 dynamic=False, wide: int = 0):
+                 dynamic=False, wide: int = 0, y_depth: int | None = None):
         """dynamic=True: `cols` and `rows` are maxima and plain inputs (held steady by the
         controller) give the shapes, so one engine serves every projection of the decoder:
         `load_cols` the length of the vector being loaded (each bank remembers its own),
@@ -105,7 +138,9 @@ class MatVec(m.Generator2):
 
         wide=N (a power of two dividing `lanes`): a second load port `XN` takes N elements a
         beat into the same banks (RMSNorm's beats, decoder/top.py); a vector loads through one
-        port or the other, and its length must then be a multiple of N."""
+        port or the other, and its length must then be a multiple of N.
+
+        y_depth: the Y FIFO's rows (default latency + 2: full rate with rows of one beat)."""
         check_mutant(mutant, MUTANTS, "matvec")
         if dynamic and lanes & (lanes - 1):
             raise ValueError(f"matvec: dynamic shapes need a power-of-two lane count, got {lanes}")
@@ -116,8 +151,9 @@ class MatVec(m.Generator2):
         if wide and (wide & (wide - 1) or lanes % wide):
             raise ValueError(f"matvec: the wide port's width must be a power of two dividing {lanes}, got {wide}")
         L, B = lanes, beats_per_row(cols, lanes)
+        depth = y_depth or latency(L) + 2
         self.name = f"MatVec_L{L}_w{bits}_c{cols}_r{rows}" + ("_dyn" if dynamic else "") + (
-            f"_x{wide}" if wide else "") + (
+            f"_x{wide}" if wide else "") + ("" if y_depth is None else f"_y{y_depth}") + (
             f"_mut_{mutant}" if mutant else "") + ("_formal" if formal else "")
         ports = dict(X=StreamIn(ACT), W=StreamIn(WeightBeat(L, bits)), Y=StreamOut(ACT))
         if wide:
@@ -136,9 +172,7 @@ class MatVec(m.Generator2):
         load_idx = ctrl_reg(m.UInt[clog2(cols)], "load_idx")
         beat = ctrl_reg(m.UInt[clog2(B)], "beat")
         row = ctrl_reg(m.UInt[clog2(rows)], "row")
-        acc = ctrl_reg(ACC, "acc")
-        y_valid = ctrl_reg(m.Bit, "y_valid")
-        y_data = data_reg(ACT, "y_data")
+        owed = ctrl_reg(m.UInt[clog2(depth + 1)], "owed")   # rows taken whose Y has not left
 
         def bank_bit(regs, k):
             return m.mux([regs[0].O, regs[1].O], k)
@@ -172,8 +206,7 @@ class MatVec(m.Generator2):
                                                   m.uint(0, len(load_beat.O))], last_load)], any_load)
         waddr = m.concat(m.bits(load_beat.O), m.bits([target]))
         raddr = m.concat(m.bits(beat.O), m.bits([cbank.O]))
-        zero = m.bits(0, ACT_BITS)
-        terms = []
+        xs = []
         for j in range(L):
             we, wdata = load_fire & (load_lane.O == j), io.X.data
             if wide:   # lane j takes element j % N of an XN beat whose first lane is its group's
@@ -181,11 +214,9 @@ class MatVec(m.Generator2):
                 group = load_lane.O[k:] == (j >> k) if k < len(load_lane.O) else m.bit(1)
                 we = we | (wide_fire & group)
                 wdata = m.mux([wdata, io.XN.data[j % wide]], wide_fire)
-            x = memory(f"xlane{j}", 2 << len(beat.O), ACT_BITS, io.CLK, we, waddr, wdata, raddr)
-            if (B - 1) * L + j >= cols:      # a padded lane of the last beat (static shape)
-                x = m.mux([x, zero], beat.O == (B - 1))
-            terms.append(_term(io.W.data.mant[j], x, io.W.data.exp[j]))
-        acc_next = acc.O + tree_sum(terms)
+            # read at the edge that takes the beat: the word is there in stage "read"
+            xs.append(memory(f"xlane{j}", 2 << len(beat.O), ACT_BITS, io.CLK, we, waddr, wdata, raddr,
+                             registered=True))
 
         if dynamic:
             n_cols = m.mux([blen[0].O, blen[1].O], cbank.O)
@@ -201,13 +232,91 @@ class MatVec(m.Generator2):
         # a matrix starting on a stale bank first keeps it or releases it (one cycle)
         turn = io.W.valid & stale.O
         release = turn & ~keep
-        y_free = ~y_valid.O | io.Y.ready
-        w_ready = bank_bit(full, cbank.O) & ~stale.O & (~last_beat | y_free)
+        room = owed.O != depth          # the Y FIFO can take one more row
+        w_ready = bank_bit(full, cbank.O) & ~stale.O & (~last_beat | room)
         if mutant == "overwrite_y":
             w_ready = bank_bit(full, cbank.O) & ~stale.O
         w_fire = io.W.valid & w_ready
         end_row = w_fire & last_beat
         end_matrix = end_row & last_row
+
+        # ---- the arithmetic pipeline (MATVEC_PIPELINE): valid and row-end tags, the data beside them
+        valid, last, stages = [w_fire], [last_beat], []
+
+        def advance(stage: str):
+            stages.append(stage)
+            v = ctrl_reg(m.Bit, f"{stage}_valid")
+            t = ctrl_reg(m.Bit, f"{stage}_last")
+            v.I @= valid[-1]
+            t.I @= m.mux([t.O, last[-1]], valid[-1])
+            valid.append(v.O)
+            last.append(t.O)
+            return valid[-2]                 # the enable of the stage's data registers
+
+        en = advance("read")
+        mants = [_hold(m.sint(io.W.data.mant[j]), f"read_m{j}", en) for j in range(L)]
+        shifts = [_shift_amount(io.W.data.exp[j]) for j in range(L)]
+        negs = [_hold(n, f"read_neg{j}", en) for j, (n, _) in enumerate(shifts)]
+        amts = [_hold(a, f"read_amt{j}", en) for j, (_, a) in enumerate(shifts)]
+        en = advance("x")
+        zero = m.bits(0, ACT_BITS)
+        xq = []
+        for j in range(L):
+            x = xs[j]
+            if not dynamic and (B - 1) * L + j >= cols:      # a padded lane of the last beat
+                x = m.mux([x, zero], last[-2])
+            if formal:     # the properties are the control's: z3 need not carry the products
+                x = zero
+            xq.append(_hold(m.sint(x), f"x{j}", en))
+        mants = [_hold(v, f"x_m{j}", en) for j, v in enumerate(mants)]
+        negs = [_hold(v, f"x_neg{j}", en) for j, v in enumerate(negs)]
+        amts = [_hold(v, f"x_amt{j}", en) for j, v in enumerate(amts)]
+        en = advance("partials")
+        parts = []
+        for j in range(L):
+            pp = partial_products(mants[j], xq[j])
+            parts.append([(sh, _hold(p, f"pp{j}_{i}", en)) for i, (sh, p) in enumerate(pp)])
+        negs = [_hold(v, f"pp_neg{j}", en) for j, v in enumerate(negs)]
+        amts = [_hold(v, f"pp_amt{j}", en) for j, v in enumerate(amts)]
+        en = advance("product")
+        p_bits = bits + ACT_BITS
+        prods = [_hold(sum_partials(parts[j], p_bits), f"p{j}", en) for j in range(L)]
+        negs = [_hold(v, f"p_neg{j}", en) for j, v in enumerate(negs)]
+        amts = [_hold(v, f"p_amt{j}", en) for j, v in enumerate(amts)]
+        en = advance("shift_hi")
+        lo = SHIFT_BITS // 2
+        us = []
+        for j in range(L):
+            hi_amt = m.uint(m.concat(m.bits(0, lo), amts[j][lo:]))
+            us.append(_hold(_shift(m.sext_to(prods[j], ACC_BITS), negs[j], hi_amt), f"sh{j}", en))
+        negs = [_hold(v, f"sh_neg{j}", en) for j, v in enumerate(negs)]
+        amts = [_hold(m.uint(v[:lo]), f"sh_amt{j}", en) for j, v in enumerate(amts)]
+        en = advance("shift_lo")
+        us = [_hold(_shift(us[j], negs[j], amts[j]), f"u{j}", en) for j in range(L)]
+        negs = [_hold(v, f"u_neg{j}", en) for j, v in enumerate(negs)]
+        en = advance("term")
+        level = [_hold(_round_half(us[j], negs[j]), f"t{j}", en) for j in range(L)]
+        for st in range(tree_stages(L)):
+            en = advance(f"tree{st}")
+            for _ in range(ADD_LEVELS):
+                if len(level) > 1:
+                    level = [a + b for a, b in zip(level[0::2], level[1::2])] + (
+                        [level[-1]] if len(level) % 2 else [])
+            level = [_hold(v, f"tree{st}_{i}", en) for i, v in enumerate(level)]
+        beat_sum = level[0]
+        en = advance("acc")
+        acc = ctrl_reg(ACC, "acc")
+        acc_next = acc.O + beat_sum
+        acc.I @= m.mux([acc.O, m.mux([acc_next, m.sint(0, ACC_BITS)], last[-2])], en)
+        total = _hold(m.bits(acc_next)[MATVEC_EXTRA - 1:], "total", en & last[-2])
+        # "round": the total rounded and saturated into the Y FIFO (its entry is the register)
+        y_fifo = Fifo(ACT, depth, invariants=formal)(name="y_fifo")
+        y_fifo.I.valid @= valid[-1] & last[-1]
+        y_fifo.I.data @= _round_sat(total)
+        y_fire = y_fifo.O.valid & io.Y.ready
+        owed.I @= m.mux([m.mux([owed.O, owed.O - 1], y_fire), m.mux([owed.O + 1, owed.O], y_fire)], end_row)
+        tree = [f"tree{i}" for i in range(tree_stages(L))]
+        assert stages + ["round"] == [*MATVEC_PIPELINE[:-2], *tree, *MATVEC_PIPELINE[-2:]], stages
 
         load_done = any_load & last_load
         for k in range(2):
@@ -222,16 +331,14 @@ class MatVec(m.Generator2):
                                                last_load)], any_load)
         beat.I @= m.mux([beat.O, m.mux([beat.O + 1, m.uint(0, len(beat.O))], last_beat)], w_fire)
         row.I @= m.mux([row.O, m.mux([row.O + 1, m.uint(0, len(row.O))], last_row)], end_row)
-        acc.I @= m.mux([acc.O, m.mux([acc_next, m.sint(0, ACC_BITS)], last_beat)], w_fire)
-        y_valid.I @= (y_valid.O & ~io.Y.ready) | end_row
-        y_data.I @= m.mux([y_data.O, _round_sat(acc_next)], end_row)
 
         io.X.ready @= x_ready
         if wide:
             io.XN.ready @= x_ready
         io.W.ready @= w_ready
-        io.Y.valid @= y_valid.O
-        io.Y.data @= y_data.O
+        io.Y.valid @= y_fifo.O.valid
+        io.Y.data @= y_fifo.O.data
+        y_fifo.O.ready @= io.Y.ready
 
         if formal:
             from magma_llama.formal.props import Props
@@ -254,22 +361,32 @@ class MatVec(m.Generator2):
             # a half-loaded bank is not full, and rows run only on a full bank
             p.assert_(f"{li} == 0 || !({lb} ? {f1} : {f0})")
             p.assert_(f"({bt} == 0 && {rw_} == 0) || ({cb} ? {f1} : {f0})")
-            # one Y beat per row: rows finished = Y beats produced, counted modulo 2^4
-            f_rows = p.counter(f"{w['fire']} && {bt} == {B - 1}", 4, "rows_done")
-            f_y = p.counter(f"{y['fire']}", 4, "y_out")
-            p.assert_(f"({f_rows} - {f_y}) == ({y['valid']} ? 4'd1 : 4'd0)")
+            # one Y beat per row: rows finished - Y beats delivered = the rows owed (counted modulo
+            # 2^5), which are the row ends in the pipeline plus the rows in the FIFO, never more
+            # than the FIFO holds; so a row's result is never pushed into a full FIFO
+            ow, cnt = p.sig(owed.O), p.sig(y_fifo.count)
+            f_rows = p.counter(f"{w['fire']} && {bt} == {B - 1}", 5, "rows_done")
+            f_y = p.counter(f"{y['fire']}", 5, "y_out")
+            p.assert_(f"({f_rows} - {f_y}) == {ow}")
+            p.assert_(f"{ow} <= {depth}")
+            in_pipe = " + ".join(f"({p.sig(v)} && {p.sig(t)})" for v, t in zip(valid[1:], last[1:]))
+            p.assert_(f"{ow} == 6'd0 + {cnt} + {in_pipe}")
+            p.assert_(f"!({p.sig(y_fifo.I.valid)} && {cnt} == {depth})")
             # double buffering happens: the next vector loads while rows are computed; a whole
             # matrix is delivered and a second one starts
             p.cover(f"{x['fire']} && {w['fire']}")
             done = p.sticky(f"{y['fire']} && {rw_} == 0 && {st}", "matrix_done")
             p.cover(f"{done} && {w['fire']}")
-            p.cover(f"{y['valid']} && !{y['ready']} && {w['valid']} && {bt} == {B - 1}")
+            # a row's last beat held back: the FIFO is full with Y stalled
+            p.cover(f"{y['valid']} && !{y['ready']} && {w['valid']} && {bt} == {B - 1} && {ow} == {depth}")
             p.emit()
 
 
 # emitted: 4 lanes of w16, 18 columns (a padded last beat), 3 rows; proved: 2 lanes of w8,
 # 3 columns (a padded last beat), 2 rows.  With the wide port: 4 lanes, 2-wide, 16 columns;
-# proved with 2 lanes, a 2-wide port (a whole beat a load), 4 columns, 2 rows
+# proved with 2 lanes, a 2-wide port (a whole beat a load), 4 columns, 2 rows.  The proofs use
+# a 2-row Y FIFO, so that the mutant overflows it within a short trace
+MATVEC_FORMAL = dict(formal_kwargs={"y_depth": 2}, depth=6, cover_depth=28, mutant_depth=28)
 MATVEC_EMITTED = (4, 16, 18, 3)
 MATVEC_PROVED = (2, 8, 3, 2)
 MATVEC_WIDE_EMITTED = (4, 16, 16, 3)
@@ -280,6 +397,7 @@ def designs():
     """Rows of `magma-llama prove` / `emit` (formal/designs.py)."""
     from magma_llama.formal.designs import stage_row
     return [stage_row("matvec", "MatVec engine, L=4 w16 3x18 (emit) / L=2 w8 2x3 (proof): two vector banks, one Y per row",
-                      MatVec, MATVEC_EMITTED, MATVEC_PROVED, MUTANTS, depth=6),
+                      MatVec, MATVEC_EMITTED, MATVEC_PROVED, MUTANTS, **MATVEC_FORMAL),
             stage_row("matvec_wide", "MatVec with a 2-wide vector port XN, L=4 w16 3x16 (emit) / L=2 w8 2x4 (proof)",
-                      functools.partial(MatVec, wide=2), MATVEC_WIDE_EMITTED, MATVEC_WIDE_PROVED, MUTANTS, depth=6)]
+                      functools.partial(MatVec, wide=2), MATVEC_WIDE_EMITTED, MATVEC_WIDE_PROVED, MUTANTS,
+                      **MATVEC_FORMAL)]

@@ -1,4 +1,10 @@
-"""On-chip SRAM: one write port, one combinational read port, as an external Verilog module.
+"""On-chip SRAM: one write port and one read port, as an external Verilog module.
+
+Two read styles: combinational (`RDATA = mem[RADDR]`, what the simulation-first stages
+were written for) and registered (`registered=True`: RDATA is mem[RADDR] sampled at the
+clock edge, as a block RAM (ECP5 DP16KD) or an SRAM macro reads; Yosys infers block or
+distributed RAM from it, never flip-flops).  A stage on the registered style presents the
+address a cycle before it uses the word.
 
 magma 2.6's `m.Memory` emits a packed 2-D array, which Verilator holds as one wide
 word (and refuses past 64 Kbit); the KV cache and the sampler's logit buffer are far
@@ -20,21 +26,28 @@ from magma_llama.streams.types import clog2
 _SOURCES: dict[str, str] = {}
 
 
-def _text(name: str, depth: int, width: int, abits: int) -> str:
+def _text(name: str, depth: int, width: int, abits: int, registered: bool) -> str:
+    if registered:    # a read during a write of the same word returns the old word (read first)
+        read = (f"  reg [{width - 1}:0] rdata;\n"
+                f"  always @(posedge CLK) rdata <= mem[RADDR];\n"
+                f"  assign RDATA = rdata;\n")
+    else:
+        read = f"  assign RDATA = mem[RADDR];\n"
     return (f"module {name} (input CLK, input [{abits - 1}:0] RADDR, output [{width - 1}:0] RDATA,\n"
             f"    input WE, input [{abits - 1}:0] WADDR, input [{width - 1}:0] WDATA);\n"
             f"  reg [{width - 1}:0] mem [0:{depth - 1}];\n"
             f"  always @(posedge CLK) if (WE) mem[WADDR] <= WDATA;\n"
-            f"  assign RDATA = mem[RADDR];\n"
+            f"{read}"
             f"endmodule\n")
 
 
 @functools.lru_cache(maxsize=None)
-def Sram(depth: int, width: int):
-    """A depth x width SRAM: RDATA = mem[RADDR] (combinational); mem[WADDR] <= WDATA when WE."""
+def Sram(depth: int, width: int, registered: bool = False):
+    """A depth x width SRAM: mem[WADDR] <= WDATA when WE; RDATA = mem[RADDR], combinational, or
+    (registered) sampled at the clock edge."""
     abits = clog2(depth)
-    name = f"Sram_{depth}x{width}"
-    _SOURCES[name] = _text(name, depth, width, abits)
+    name = f"Sram{'R' if registered else ''}_{depth}x{width}"
+    _SOURCES[name] = _text(name, depth, width, abits, registered)
 
     module_name = name
 
@@ -45,12 +58,12 @@ def Sram(depth: int, width: int):
     return _Sram
 
 
-def memory(name: str, depth: int, width: int, clk, we, waddr, wdata, raddr):
-    """An Sram(depth, width) instance with both its ports wired; returns its RDATA
-    (mem[raddr], combinational).  The way a stage keeps a vector: one write and one read a
-    cycle, which a simulator does as one store and one load, not a compare-and-select per
-    element as registers with their own write enables cost."""
-    s = Sram(depth, width)(name=name)
+def memory(name: str, depth: int, width: int, clk, we, waddr, wdata, raddr, registered: bool = False):
+    """An Sram(depth, width, registered) instance with both its ports wired; returns its RDATA
+    (mem[raddr]: combinational, or registered a cycle later).  The way a stage keeps a vector:
+    one write and one read a cycle, which a simulator does as one store and one load, not a
+    compare-and-select per element as registers with their own write enables cost."""
+    s = Sram(depth, width, registered)(name=name)
     s.CLK @= clk
     s.WE @= we
     s.WADDR @= waddr

@@ -25,6 +25,8 @@ value mant * 2^(exp - 30), as in `numerics.functions`.
 - `sigmoid(x, frac)`: Q.frac SInt[32] -> Q1.30 UInt[31];  `silu(x, frac)`: -> SInt[32].
 - `rom(table, addr, width, signed)`: constant table lookup.
 - `tree_sum(terms)`: the sum of same-typed values as a balanced adder tree.
+- `partial_products(a, b)`, `sum_partials(parts, width)`: a product cut into DSP-tile-sized
+  (18 x 18 signed) partial products, to register between the multipliers and their sum.
 """
 
 from __future__ import annotations
@@ -240,6 +242,46 @@ def tree_sum(terms):
             nxt.append(terms[-1])
         terms = nxt
     return terms[0]
+
+
+# --- products on DSP tiles -----------------------------------------------------------------
+DSP_WIDTH = 18        # an ECP5 MULT18X18D multiplies two 18-bit signed operands
+
+
+def dsp_chunks(x):
+    """x (SInt, Bits read as signed, or UInt) as multiplier operands of at most DSP_WIDTH signed
+    bits: [(shift, SInt)], low chunk first.  Low chunks are DSP_WIDTH - 1 bits, unsigned (a zero
+    on top); the top chunk keeps x's sign.  sum(chunk << shift) = x."""
+    b = m.bits(x)
+    if not _signed(x):
+        b = m.bits(m.zext_to(m.uint(b), len(b) + 1))
+    out, at, low = [], 0, DSP_WIDTH - 1
+    while len(b) - at > DSP_WIDTH:
+        out.append((at, m.sint(m.zext_to(m.uint(b[at:at + low]), DSP_WIDTH))))
+        at += low
+    out.append((at, m.sint(b[at:])))
+    return out
+
+
+def partial_products(a, b):
+    """a * b as [(shift, SInt product)], each product of two operands of at most DSP_WIDTH signed
+    bits (one DSP tile), so a pipeline register can sit between the tiles and their sum."""
+    out = []
+    for sa, ca in dsp_chunks(a):
+        for sb, cb in dsp_chunks(b):
+            n = len(ca) + len(cb)
+            out.append((sa + sb, m.sext_to(ca, n) * m.sext_to(cb, n)))
+    return out
+
+
+def sum_partials(parts, width: int):
+    """sum(p << shift) of partial_products as SInt[width] (exact when the product fits)."""
+    terms = []
+    for sh, p in parts:
+        v = s_(p, width - sh) if sh < width else None
+        if v is not None:
+            terms.append(m.sint(m.concat(m.bits(0, sh), m.bits(v))) if sh else v)
+    return tree_sum(terms)
 
 
 # --- tables --------------------------------------------------------------------------------

@@ -1,0 +1,32 @@
+"""The stages' pipeline shapes and latencies, defined once: the generators build their
+pipelines from these tables and the perf model (perf.py) counts their cycles from them.
+Plain Python (no magma), so the perf model and the benchmarks import it cheaply.
+
+MatVec (stages/matvec.py): after a W beat is taken, one register stage each of
+`MATVEC_PIPELINE`, with the adder tree's stages (`ADD_LEVELS` adders between registers)
+between "term" and "acc"; the last entry, "round", is the Y FIFO's entry itself."""
+
+from __future__ import annotations
+
+ADD_LEVELS = 2        # adder-tree levels between two pipeline registers (two 64-bit adds)
+MATVEC_PIPELINE = (
+    "read",       # the beat's weights registered; the lane memories read x at the same edge
+    "x",          # x registered out of the block RAM
+    "partials",   # the DSP tiles' partial products m * x, registered
+    "product",    # p = the partials added
+    "shift_hi",   # p shifted by the amount's high bits (left, or right by -k-1)
+    "shift_lo",   # ... and by its low bits
+    "term",       # a right shift's rounding half added: (u >> 1) + u[0]
+    "acc",        # the row's accumulator; a row's total registered at its last beat
+    "round",      # sat(rshr(total, MATVEC_EXTRA)) into the Y FIFO
+)
+
+
+def tree_stages(lanes: int) -> int:
+    """Register stages of MatVec's adder tree over `lanes` terms."""
+    return -(-(lanes - 1).bit_length() // ADD_LEVELS) if lanes > 1 else 0
+
+
+def matvec_latency(lanes: int) -> int:
+    """Cycles from a row's last W transfer to its Y beat's first valid cycle (FIFO empty)."""
+    return len(MATVEC_PIPELINE) + tree_stages(lanes)
