@@ -196,8 +196,8 @@ def _check_engine(sim, label, run, real_rows=None):
     # while the Y FIFO has no room for another row (rows taken - Y beats delivered = its depth,
     # which happens only after Y has been stalled), or for the one cycle in which a matrix
     # moves to its vector's bank
-    from magma_llama.stages.matvec import latency
-    depth = latency(L) + 2
+    from magma_llama.stages.latency import matvec_y_depth
+    depth = matvec_y_depth(L)
     w, y, x = f"{label}_W", f"{label}_Y", f"{label}_XN" if label in WIDE else f"{label}_X"
     fired, turns, owed, held = 0, set(), 0, 0
     for t, r in enumerate(run.rows):

@@ -4,7 +4,7 @@ Plain Python (no magma), so the perf model and the benchmarks import it cheaply.
 
 MatVec (stages/matvec.py): after a W beat is taken, one register stage each of
 `MATVEC_PIPELINE`, with the adder tree's stages (`ADD_LEVELS` adders between registers)
-between "term" and "acc"; the last entry, "round", is the Y FIFO's entry itself."""
+between "term" and "acc"; the last entry, "fifo", is the Y FIFO's entry itself."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ MATVEC_PIPELINE = (
     "shift_lo",   # ... and by its low bits
     "term",       # a right shift's rounding half added: (u >> 1) + u[0]
     "acc",        # the row's accumulator; a row's total registered at its last beat
-    "round",      # sat(rshr(total, MATVEC_EXTRA)) into the Y FIFO
+    "round",      # rshr(total, MATVEC_EXTRA)
+    "saturate",   # ... saturated to ACT_BITS
+    "fifo",       # into the Y FIFO (from a register: the FIFO's cells are its fan-out)
 )
 
 
@@ -30,3 +32,9 @@ def tree_stages(lanes: int) -> int:
 def matvec_latency(lanes: int) -> int:
     """Cycles from a row's last W transfer to its Y beat's first valid cycle (FIFO empty)."""
     return len(MATVEC_PIPELINE) + tree_stages(lanes)
+
+
+def matvec_y_depth(lanes: int) -> int:
+    """MatVec's Y FIFO rows: the first power of two at least latency + 2 (full rate with rows
+    of one beat: every row in the pipeline has a place)."""
+    return 1 << (matvec_latency(lanes) + 1).bit_length()

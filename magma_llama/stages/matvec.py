@@ -41,11 +41,10 @@ import magma as m
 
 from magma_llama.numerics.fixed import ACC_BITS, ACT_BITS, ACT_MAX, ACT_MIN, MATVEC_EXTRA
 from magma_llama.numerics.weights import EXP_BITS, EXP_MAX, EXP_MIN, WEIGHT_FORMATS
-from magma_llama.stages.latency import ADD_LEVELS, MATVEC_PIPELINE, matvec_latency, tree_stages
+from magma_llama.stages.latency import ADD_LEVELS, MATVEC_PIPELINE, matvec_latency, matvec_y_depth, tree_stages
 from magma_llama.stages.sram import memory
 from magma_llama.stages.units import partial_products, sum_partials
 from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg, load_when
-from magma_llama.streams.fifo import Fifo
 from magma_llama.streams.types import StreamIn, StreamOut, clog2
 
 ACT = m.Bits[ACT_BITS]
@@ -76,14 +75,16 @@ def latency(lanes: int) -> int:
 
 
 def _hold(value, name: str, en):
-    """value registered (loading when en), of its own kind (SInt/UInt/Bits/Bit)."""
-    if isinstance(value, m.Digital):
-        r = data_reg(m.Bit, name, enable=True)
+    """value registered, of its own kind (SInt/UInt/Bits/Bit): loading when en, or (en None) every
+    cycle.  An enable lets a simulator skip the stage's arithmetic in idle cycles; the first
+    stage loads every cycle, so W.ready's fan-out reaches no clock enables."""
+    T = m.Bit if isinstance(value, m.Digital) else (
+        m.SInt if isinstance(value, m.SInt) else m.UInt if isinstance(value, m.UInt) else m.Bits)[len(value)]
+    r = data_reg(T, name, enable=en is not None)
+    if en is None:
+        r.I @= value
+    else:
         load_when(r, en, value)
-        return r.O
-    kind = m.SInt if isinstance(value, m.SInt) else m.UInt if isinstance(value, m.UInt) else m.Bits
-    r = data_reg(kind[len(value)], name, enable=True)
-    load_when(r, en, value)
     return r.O
 
 
@@ -108,13 +109,18 @@ def _round_half(u, neg):
     return m.mux([u, half], neg)
 
 
-def _round_sat(top):
-    """sat_ACT(rshr(acc, MATVEC_EXTRA)) from top = acc's bits MATVEC_EXTRA - 1 and up (the rest
-    cannot change the result, so the pipeline register holds only these)."""
+def _round(top):
+    """rshr(acc, MATVEC_EXTRA) from top = acc's bits MATVEC_EXTRA - 1 and up (the rest cannot
+    change the result, so the pipeline register holds only these): SInt[ACC_BITS - MATVEC_EXTRA]."""
     # floor((acc + 2^(E-1)) / 2^E) = floor(acc / 2^E) + bit E-1 of acc
     n = ACC_BITS - MATVEC_EXTRA
     a = m.bits(top)
-    r = m.sint(a[1:]) + m.sint(m.zext_to(a[:1], n))
+    return m.sint(a[1:]) + m.sint(m.zext_to(a[:1], n))
+
+
+def _saturate(r):
+    """r saturated to ACT_BITS."""
+    n = len(r)
     hi = r > m.sint(ACT_MAX, n)
     lo = r < m.sint(ACT_MIN, n)
     sat = m.mux([m.bits(ACT_MIN & ((1 << ACT_BITS) - 1), ACT_BITS), m.bits(ACT_MAX, ACT_BITS)], hi)
@@ -140,7 +146,8 @@ class MatVec(m.Generator2):
         beat into the same banks (RMSNorm's beats, decoder/top.py); a vector loads through one
         port or the other, and its length must then be a multiple of N.
 
-        y_depth: the Y FIFO's rows (default latency + 2: full rate with rows of one beat)."""
+        y_depth: the Y FIFO's rows, a power of two (default: the first at least latency + 2, full
+        rate with rows of one beat)."""
         check_mutant(mutant, MUTANTS, "matvec")
         if dynamic and lanes & (lanes - 1):
             raise ValueError(f"matvec: dynamic shapes need a power-of-two lane count, got {lanes}")
@@ -151,7 +158,9 @@ class MatVec(m.Generator2):
         if wide and (wide & (wide - 1) or lanes % wide):
             raise ValueError(f"matvec: the wide port's width must be a power of two dividing {lanes}, got {wide}")
         L, B = lanes, beats_per_row(cols, lanes)
-        depth = y_depth or latency(L) + 2
+        depth = y_depth or matvec_y_depth(L)
+        if depth < 2 or depth & (depth - 1):
+            raise ValueError(f"matvec: the Y FIFO's depth must be a power of two >= 2, got {depth}")
         self.name = f"MatVec_L{L}_w{bits}_c{cols}_r{rows}" + ("_dyn" if dynamic else "") + (
             f"_x{wide}" if wide else "") + ("" if y_depth is None else f"_y{y_depth}") + (
             f"_mut_{mutant}" if mutant else "") + ("_formal" if formal else "")
@@ -165,11 +174,20 @@ class MatVec(m.Generator2):
 
         # -- the two vector banks -----------------------------------------------------------
         full = [ctrl_reg(m.Bit, f"full{k}") for k in range(2)]      # bank k holds a whole vector
-        blen = [data_reg(m.UInt[cw], f"len{k}") for k in range(2)]  # its length (dynamic)
+        # the load beats reach the lane memories a cycle after they are taken (a register stage,
+        # so the memories' write enables come from flip-flops): a bank whose last element was
+        # taken is `pend` for that cycle, full to the loads, not yet to the rows
+        pend = [ctrl_reg(m.Bit, f"pend{k}") for k in range(2)]
+        # its last beat's index (dynamic shapes), worked out when it fills, so that the end of a
+        # row is a compare of registers, not an adder in front of W.ready
+        blast = [data_reg(m.UInt[clog2(B)], f"last_beat{k}") for k in range(2)] if dynamic else []
         cbank = ctrl_reg(m.Bit, "cbank")       # the bank the rows are computed from
         stale = ctrl_reg(m.Bit, "stale")       # cbank has served a whole matrix
         lbank = ctrl_reg(m.Bit, "lbank")       # the bank a load in progress writes
-        load_idx = ctrl_reg(m.UInt[clog2(cols)], "load_idx")
+        # a load in progress (mid) and the elements it still owes (left): the end of a vector is
+        # a compare with a constant, not an adder, on the path to the lane memories' enables
+        mid = ctrl_reg(m.Bit, "mid_load")
+        left = ctrl_reg(m.UInt[cw], "load_left")
         beat = ctrl_reg(m.UInt[clog2(B)], "beat")
         row = ctrl_reg(m.UInt[clog2(rows)], "row")
         owed = ctrl_reg(m.UInt[clog2(depth + 1)], "owed")   # rows taken whose Y has not left
@@ -180,10 +198,10 @@ class MatVec(m.Generator2):
         # vectors are used in the order they load: a new load fills cbank if it is free, else
         # the other bank (the one the rows move to next)
         other = ~cbank.O
-        mid_load = load_idx.O != 0
-        pick = m.mux([cbank.O, other], bank_bit(full, cbank.O))
-        target = m.mux([pick, lbank.O], mid_load)
-        x_ready = ~bank_bit(full, target)
+        taken = [full[k].O | pend[k].O for k in range(2)]     # full, as the loads see it
+        pick = m.mux([cbank.O, other], m.mux(taken, cbank.O))
+        target = m.mux([pick, lbank.O], mid.O)
+        x_ready = ~m.mux(taken, target)
         load_fire = io.X.valid & x_ready
         wide_fire = io.XN.valid & x_ready if wide else m.bit(0)
         any_load = load_fire | wide_fire
@@ -193,7 +211,8 @@ class MatVec(m.Generator2):
             one = m.uint(1, n)
             return m.mux([one, m.uint(wide % (1 << n), n)], wide_fire) if wide else one
 
-        last_load = m.zext_to(load_idx.O, cw + 1) == (m.zext_to(load_len, cw + 1) - step(cw + 1))
+        left_now = m.mux([load_len, left.O], mid.O)
+        last_load = left_now == step(cw)
         # where the element being loaded goes: lane load_lane, word {target, load_beat}
         load_lane = ctrl_reg(m.UInt[clog2(L)], "load_lane")
         load_beat = ctrl_reg(m.UInt[clog2(B)], "load_beat")
@@ -205,23 +224,30 @@ class MatVec(m.Generator2):
         load_beat.I @= m.mux([load_beat.O, m.mux([m.mux([load_beat.O, load_beat.O + 1], last_lane),
                                                   m.uint(0, len(load_beat.O))], last_load)], any_load)
         waddr = m.concat(m.bits(load_beat.O), m.bits([target]))
-        raddr = m.concat(m.bits(beat.O), m.bits([cbank.O]))
+        # the rows' read address, registered every cycle (no enable): in stage "read" it names the
+        # beat taken in the cycle before, and the lane memories (distributed RAM) read it then;
+        # nothing of W.ready reaches the memories
+        raddr = _hold(m.concat(m.bits(beat.O), m.bits([cbank.O])), "rd_addr", None)
+        # the write stage: enables, address and data registered, the lane's word picked after them
+        waddr_q = _hold(waddr, "wr_addr", None)
+        xd_q = _hold(io.X.data, "wr_x", None)
+        if wide:
+            xn_q = [_hold(io.XN.data[i], f"wr_xn{i}", None) for i in range(wide)]
+            wide_q = _hold(wide_fire, "wr_wide", None)
         xs = []
         for j in range(L):
-            we, wdata = load_fire & (load_lane.O == j), io.X.data
+            we, wdata = load_fire & (load_lane.O == j), xd_q
             if wide:   # lane j takes element j % N of an XN beat whose first lane is its group's
                 k = wide.bit_length() - 1
                 group = load_lane.O[k:] == (j >> k) if k < len(load_lane.O) else m.bit(1)
                 we = we | (wide_fire & group)
-                wdata = m.mux([wdata, io.XN.data[j % wide]], wide_fire)
-            # read at the edge that takes the beat: the word is there in stage "read"
-            xs.append(memory(f"xlane{j}", 2 << len(beat.O), ACT_BITS, io.CLK, we, waddr, wdata, raddr,
-                             registered=True))
+                wdata = m.mux([wdata, xn_q[j % wide]], wide_q)
+            we_q = ctrl_reg(m.Bit, f"wr_en{j}")
+            we_q.I @= we
+            xs.append(memory(f"xlane{j}", 2 << len(beat.O), ACT_BITS, io.CLK, we_q.O, waddr_q, wdata, raddr))
 
         if dynamic:
-            n_cols = m.mux([blen[0].O, blen[1].O], cbank.O)
-            n_beats = (m.zext_to(n_cols, cw + 1) + (L - 1)) >> m.uint(L.bit_length() - 1, cw + 1)
-            last_beat = m.zext_to(beat.O, cw + 1) == (n_beats - 1)
+            last_beat = beat.O == bank_bit(blast, cbank.O)
             rw = clog2(rows + 1) + 1
             last_row = m.zext_to(row.O, rw) == (m.zext_to(io.n_rows, rw) - 1)
             keep = io.keep_x
@@ -253,7 +279,8 @@ class MatVec(m.Generator2):
             last.append(t.O)
             return valid[-2]                 # the enable of the stage's data registers
 
-        en = advance("read")
+        advance("read")
+        en = None
         mants = [_hold(m.sint(io.W.data.mant[j]), f"read_m{j}", en) for j in range(L)]
         shifts = [_shift_amount(io.W.data.exp[j]) for j in range(L)]
         negs = [_hold(n, f"read_neg{j}", en) for j, (n, _) in enumerate(shifts)]
@@ -309,26 +336,43 @@ class MatVec(m.Generator2):
         acc_next = acc.O + beat_sum
         acc.I @= m.mux([acc.O, m.mux([acc_next, m.sint(0, ACC_BITS)], last[-2])], en)
         total = _hold(m.bits(acc_next)[MATVEC_EXTRA - 1:], "total", en & last[-2])
-        # "round": the total rounded and saturated into the Y FIFO (its entry is the register)
-        y_fifo = Fifo(ACT, depth, invariants=formal)(name="y_fifo")
-        y_fifo.I.valid @= valid[-1] & last[-1]
-        y_fifo.I.data @= _round_sat(total)
-        y_fire = y_fifo.O.valid & io.Y.ready
+        en = advance("round")
+        rounded = _hold(_round(total), "rounded", en & last[-2])
+        en = advance("saturate")
+        y = _hold(_saturate(rounded), "saturated", en & last[-2])
+        # "fifo": the Y FIFO, a ring in a small memory (distributed RAM) written from the
+        # "saturate" register and read combinationally at y_rd; the credits (owed) keep a push
+        # from ever finding it full, so it needs no ready of its own
+        pw = clog2(depth)
+        y_wr = ctrl_reg(m.UInt[pw], "y_wr")
+        y_rd = ctrl_reg(m.UInt[pw], "y_rd")
+        y_count = ctrl_reg(m.UInt[clog2(depth + 1)], "y_count")
+        push = valid[-1] & last[-1]
+        y_valid = y_count.O != 0
+        y_fire = y_valid & io.Y.ready
+        y_data = memory("y_mem", depth, ACT_BITS, io.CLK, push, y_wr.O, y, y_rd.O)
+        y_wr.I @= m.mux([y_wr.O, y_wr.O + 1], push)
+        y_rd.I @= m.mux([y_rd.O, y_rd.O + 1], y_fire)
+        y_count.I @= m.mux([y_count.O, y_count.O + 1, y_count.O - 1, y_count.O], m.bits([push, y_fire]))
         owed.I @= m.mux([m.mux([owed.O, owed.O - 1], y_fire), m.mux([owed.O + 1, owed.O], y_fire)], end_row)
         tree = [f"tree{i}" for i in range(tree_stages(L))]
-        assert stages + ["round"] == [*MATVEC_PIPELINE[:-2], *tree, *MATVEC_PIPELINE[-2:]], stages
+        assert stages + ["fifo"] == [*MATVEC_PIPELINE[:-4], *tree, *MATVEC_PIPELINE[-4:]], stages
 
         load_done = any_load & last_load
+        n_beats = (m.zext_to(load_len, cw + 1) + (L - 1)) >> m.uint(L.bit_length() - 1, cw + 1)
+        load_last_beat = m.uint(m.bits(n_beats - 1)[:len(beat.O)])      # < B: no bit is lost
         for k in range(2):
             filled = load_done & (target == k)
             emptied = release & (cbank.O == k)
-            full[k].I @= (full[k].O & ~emptied) | filled
-            blen[k].I @= m.mux([blen[k].O, load_len], filled)
+            pend[k].I @= filled
+            full[k].I @= (full[k].O & ~emptied) | pend[k].O
+            if dynamic:
+                blast[k].I @= m.mux([blast[k].O, load_last_beat], filled)
         cbank.I @= m.mux([cbank.O, other], release)
         stale.I @= m.mux([stale.O & ~turn, m.bit(1)], end_matrix)
         lbank.I @= m.mux([lbank.O, target], any_load)
-        load_idx.I @= m.mux([load_idx.O, m.mux([load_idx.O + step(len(load_idx.O)), m.uint(0, len(load_idx.O))],
-                                               last_load)], any_load)
+        mid.I @= m.mux([mid.O, ~last_load], any_load)
+        left.I @= m.mux([left.O, left_now - step(cw)], any_load)
         beat.I @= m.mux([beat.O, m.mux([beat.O + 1, m.uint(0, len(beat.O))], last_beat)], w_fire)
         row.I @= m.mux([row.O, m.mux([row.O + 1, m.uint(0, len(row.O))], last_row)], end_row)
 
@@ -336,42 +380,47 @@ class MatVec(m.Generator2):
         if wide:
             io.XN.ready @= x_ready
         io.W.ready @= w_ready
-        io.Y.valid @= y_fifo.O.valid
-        io.Y.data @= y_fifo.O.data
-        y_fifo.O.ready @= io.Y.ready
+        io.Y.valid @= y_valid
+        io.Y.data @= y_data
 
         if formal:
             from magma_llama.formal.props import Props
             p = Props(io)
             x, w, y = p.monitor(io.X), p.monitor(io.W), p.monitor(io.Y)
-            li, bt, rw_, cb, st, lb = (p.sig(r.O) for r in (load_idx, beat, row, cbank, stale, lbank))
+            md, lf, bt, rw_, cb, st, lb = (p.sig(r.O) for r in (mid, left, beat, row, cbank, stale, lbank))
+            ln = p.sig(load_len)
             f0, f1 = p.sig(full[0].O), p.sig(full[1].O)
+            p0, p1 = p.sig(pend[0].O), p.sig(pend[1].O)
+            # a bank pending full is not full yet, only one is, and a load never writes into it
+            p.assert_(f"!({p0} && {f0}) && !({p1} && {f1}) && !({p0} && {p1})")
+            p.assert_(f"!{md} || !({lb} ? {p1} : {p0})")
             if wide:
                 # the contract of the wide port: a vector loads through one port, so XN beats
                 # start at a multiple of N and never come with an X beat
                 xn = p.monitor(io.XN)
                 p.assume(f"!({x['valid']} && {xn['valid']})")
-                p.assume(f"!{xn['valid']} || ({li} % {wide}) == 0")
+                p.assume(f"!{xn['valid']} || (({md} ? {lf} : {ln}) % {wide}) == 0")
                 p.cover(f"{xn['fire']} && {w['fire']}")
             # the counters stay in range; a stale bank is full and no matrix is half done
-            p.assert_(f"{li} < {cols}")
+            p.assert_(f"!{md} || ({lf} != 0 && {lf} < {cols})")
             p.assert_(f"{bt} < {B}")
             p.assert_(f"{rw_} < {rows}")
             p.assert_(f"!{st} || (({cb} ? {f1} : {f0}) && {bt} == 0 && {rw_} == 0)")
             # a half-loaded bank is not full, and rows run only on a full bank
-            p.assert_(f"{li} == 0 || !({lb} ? {f1} : {f0})")
+            p.assert_(f"!{md} || !({lb} ? {f1} : {f0})")
             p.assert_(f"({bt} == 0 && {rw_} == 0) || ({cb} ? {f1} : {f0})")
             # one Y beat per row: rows finished - Y beats delivered = the rows owed (counted modulo
             # 2^5), which are the row ends in the pipeline plus the rows in the FIFO, never more
             # than the FIFO holds; so a row's result is never pushed into a full FIFO
-            ow, cnt = p.sig(owed.O), p.sig(y_fifo.count)
+            ow, cnt, yw, yr = p.sig(owed.O), p.sig(y_count.O), p.sig(y_wr.O), p.sig(y_rd.O)
+            p.assert_(f"{cnt} <= {depth} && (({yw} - {yr}) & {depth - 1}) == ({cnt} & {depth - 1})")
             f_rows = p.counter(f"{w['fire']} && {bt} == {B - 1}", 5, "rows_done")
             f_y = p.counter(f"{y['fire']}", 5, "y_out")
             p.assert_(f"({f_rows} - {f_y}) == {ow}")
             p.assert_(f"{ow} <= {depth}")
             in_pipe = " + ".join(f"({p.sig(v)} && {p.sig(t)})" for v, t in zip(valid[1:], last[1:]))
             p.assert_(f"{ow} == 6'd0 + {cnt} + {in_pipe}")
-            p.assert_(f"!({p.sig(y_fifo.I.valid)} && {cnt} == {depth})")
+            p.assert_(f"!({p.sig(push)} && {cnt} == {depth})")
             # double buffering happens: the next vector loads while rows are computed; a whole
             # matrix is delivered and a second one starts
             p.cover(f"{x['fire']} && {w['fire']}")

@@ -24,15 +24,11 @@ def count_bits(depth: int) -> int:
 
 
 class Fifo(m.Generator2):
-    def __init__(self, T, depth: int, mutant=None, formal=False, invariants=False):
-        """invariants=True: only the state invariants below, asserted (no stream monitors), for a
-        parent's proof that uses this FIFO inside it: k-induction needs them to exclude
-        unreachable pointer states, and as assertions they are checked, not assumed."""
+    def __init__(self, T, depth: int, mutant=None, formal=False):
         if depth < 1:
             raise ValueError(f"fifo depth must be >= 1, got {depth}")
         check_mutant(mutant, MUTANTS, "fifo")
-        self.name = module_name("Fifo", T, f"d{depth}", mutant=mutant, formal=formal) + (
-            "_inv" if invariants and not formal else "")
+        self.name = module_name("Fifo", T, f"d{depth}", mutant=mutant, formal=formal)
         cw, pw = count_bits(depth), clog2(depth)
         self.io = io = clocked(I=StreamIn(T), O=StreamOut(T), count=m.Out(m.UInt[cw]))
         mem = [data_reg(T, f"mem{k}") for k in range(depth)]
@@ -60,20 +56,17 @@ class Fifo(m.Generator2):
         io.O.data @= select([c.O for c in mem], rd.O)
         io.count @= count.O
 
-        if formal or invariants:
+        if formal:
             from magma_llama.formal.props import Props
             p = Props(io)
-            c, r, w = p.sig(count.O), p.sig(rd.O), p.sig(wr.O)
-            p.assert_(f"{c} <= {depth}")                         # never above depth (never negative: unsigned, and below)
-            p.assert_(f"{r} < {depth} && {w} < {depth}")
-            p.assert_(f"({r} + {c}) % {depth} == {w} || ({c} == {depth} && {r} == {w})")
-            if not formal:
-                p.emit()
-                return
             i, o = p.monitor(io.I), p.monitor(io.O)
             fw = cw + 2
             t = p.track(i, o, fw)
+            c, r, w = p.sig(count.O), p.sig(rd.O), p.sig(wr.O)
+            p.assert_(f"{c} <= {depth}")                         # never above depth (never negative: unsigned, and below)
             p.assert_(f"({t['in']} - {t['out']}) == {c}")        # no beat created or lost
+            p.assert_(f"{r} < {depth} && {w} < {depth}")
+            p.assert_(f"({r} + {c}) % {depth} == {w} || ({c} == {depth} && {r} == {w})")
             pos = p.wire(fw, "pos", f"{t['idx']} - {t['out']}")
             for k, cell in enumerate(mem):
                 p.assert_(f"!({pos} < {c} && ({r} + {pos}) % {depth} == {k}) || {p.sig(cell.O)} == {t['data']}")
