@@ -237,7 +237,9 @@ class Decoder(m.Generator2):
         bufs = {"x": buffer("x", d), "hb": buffer("hb", hd)}
         # the KV cache: one memory per KV head, a row (layer, t) holding that head's hs elements
         kv_rows = nl * seq
-        caches = {n: [Sram(kv_rows, hs * ACT_BITS)(name=f"{n}{k}") for k in range(nkv)]
+        # (block RAM: a registered read with a read enable, the reader's output register)
+        caches = {n: [Sram(kv_rows, hs * ACT_BITS, registered=True, read_enable=True)(name=f"{n}{k}")
+                      for k in range(nkv)]
                   for n in ("k_cache", "v_cache")}
         for banks in caches.values():
             for c in banks:
@@ -466,24 +468,26 @@ class Decoder(m.Generator2):
         for cname, port in (("k_cache", "K"), ("v_cache", "V")):
             t = ctrl_reg(m.UInt[clog2(seq)], f"{cname}_t")
             active = ctrl_reg(m.Bit, f"{cname}_active")
-            # the rows enter the heads' clock domain through a register stage (Pipe), so the
-            # heads' arithmetic reads only registers of their own domain and the simulator
-            # evaluates it on that domain's edges alone
+            # the memories' read registers are the rows' register stage (a block RAM reads into
+            # its output register): a row is read when that register is free or being taken, and
+            # `rvalid` says it holds one.  The heads' arithmetic thus reads only registers, which
+            # change only in the cycles of ATT
             Row = m.Bits[hs * ACT_BITS]
-            pipe = Pipe(m.Array[nkv, Row])(name=f"{cname}_pipe")
+            rvalid = ctrl_reg(m.Bit, f"{cname}_rvalid")
             fork = Fork(Row, nh, pick=tuple(h // kv_mul for h in range(nh)))(name=f"{cname}_fork")
-            for u in (pipe, fork):
-                u.CLK @= att_clk
-                u.RESET @= io.RESET
-            fork.I @= pipe.O
-            fire = active.O & pipe.I.ready
+            fork.CLK @= att_clk
+            fork.RESET @= io.RESET
+            can_read = ~rvalid.O | fork.I.ready
+            fire = active.O & can_read
             t_last = t.O == pos.O
             t.I @= m.mux([m.mux([t.O, wrap_inc(t.O, t_last)], fire), m.uint(0, len(t.O))], fresh.O)
             active.I @= m.mux([active.O & ~(fire & t_last), is_op("ATT")], fresh.O)
-            pipe.I.valid @= active.O
+            rvalid.I @= m.mux([rvalid.O, active.O], can_read)
+            fork.I.valid @= rvalid.O
             for k, c in enumerate(caches[cname]):
+                c.RE @= can_read
                 c.RADDR @= kv_row(t.O)
-                pipe.I.data[k] @= c.RDATA
+                fork.I.data[k] @= c.RDATA
             for h, a in enumerate(atts):
                 out, sink = getattr(fork, f"O{h}"), getattr(a, port)
                 sink.valid @= out.valid

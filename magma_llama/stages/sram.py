@@ -26,14 +26,15 @@ from magma_llama.streams.types import clog2
 _SOURCES: dict[str, str] = {}
 
 
-def _text(name: str, depth: int, width: int, abits: int, registered: bool) -> str:
+def _text(name: str, depth: int, width: int, abits: int, registered: bool, read_enable: bool) -> str:
     if registered:    # a read during a write of the same word returns the old word (read first)
         read = (f"  reg [{width - 1}:0] rdata;\n"
-                f"  always @(posedge CLK) rdata <= mem[RADDR];\n"
+                f"  always @(posedge CLK) {'if (RE) ' if read_enable else ''}rdata <= mem[RADDR];\n"
                 f"  assign RDATA = rdata;\n")
     else:
         read = f"  assign RDATA = mem[RADDR];\n"
-    return (f"module {name} (input CLK, input [{abits - 1}:0] RADDR, output [{width - 1}:0] RDATA,\n"
+    re = "input RE, " if read_enable else ""
+    return (f"module {name} (input CLK, {re}input [{abits - 1}:0] RADDR, output [{width - 1}:0] RDATA,\n"
             f"    input WE, input [{abits - 1}:0] WADDR, input [{width - 1}:0] WDATA);\n"
             f"  reg [{width - 1}:0] mem [0:{depth - 1}];\n"
             f"  always @(posedge CLK) if (WE) mem[WADDR] <= WDATA;\n"
@@ -42,18 +43,22 @@ def _text(name: str, depth: int, width: int, abits: int, registered: bool) -> st
 
 
 @functools.lru_cache(maxsize=None)
-def Sram(depth: int, width: int, registered: bool = False):
+def Sram(depth: int, width: int, registered: bool = False, read_enable: bool = False):
     """A depth x width SRAM: mem[WADDR] <= WDATA when WE; RDATA = mem[RADDR], combinational, or
-    (registered) sampled at the clock edge."""
+    (registered) sampled at the clock edge, with read_enable only in the cycles where RE is high
+    (the read register holds its word otherwise: a block RAM's output clock enable)."""
+    if read_enable and not registered:
+        raise ValueError("sram: a read enable needs the registered read")
     abits = clog2(depth)
-    name = f"Sram{'R' if registered else ''}_{depth}x{width}"
-    _SOURCES[name] = _text(name, depth, width, abits, registered)
+    name = f"Sram{'RE' if read_enable else 'R' if registered else ''}_{depth}x{width}"
+    _SOURCES[name] = _text(name, depth, width, abits, registered, read_enable)
 
     module_name = name
 
     class _Sram(m.Circuit):
         name = module_name          # named in the class body: the CoreIR backend keys on it
-        io = m.IO(CLK=m.In(m.Clock), RADDR=m.In(m.Bits[abits]), RDATA=m.Out(m.Bits[width]),
+        io = m.IO(CLK=m.In(m.Clock), **({"RE": m.In(m.Bit)} if read_enable else {}),
+                  RADDR=m.In(m.Bits[abits]), RDATA=m.Out(m.Bits[width]),
                   WE=m.In(m.Bit), WADDR=m.In(m.Bits[abits]), WDATA=m.In(m.Bits[width]))
     return _Sram
 
