@@ -18,7 +18,8 @@ Each step is cached under build/synth/: the synthesis in `<synth key>/` (a SHA-2
 Verilog text, the top, the device, the Yosys script and version, FLOW), each placement in
 `<synth key>/pnr-<key>/` (that key plus the nextpnr arguments, seed, frequency and version),
 with the tools' logs beside the results.  A run that the tools finished (fitting or not)
-is cached; a timeout or an interrupt is not.  YoWASP tools see only the current directory
+is cached, and so is a placement stopped because nextpnr's utilisation after packing is over
+the device (it would go on placing for hours, then fail); a timeout or an interrupt is not.  YoWASP tools see only the current directory
 tree, so each runs with its cache folder as working directory and relative file names."""
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -190,9 +192,11 @@ class _Locked:
 
 
 def _run_tool(cmd: list[str], cwd: Path, out: str, timeout: float | None,
-              tick: Callable[[float], None] | None) -> tuple[int | None, float]:
-    """Run a tool in cwd, stdout and stderr into cwd/out: (exit status, or None when stopped at the
-    timeout; seconds).  `tick(seconds so far)` is called about once a second."""
+              tick: Callable[[float], None] | None,
+              watch: Callable[[], str | None] | None = None) -> tuple[int | None, float, str]:
+    """Run a tool in cwd, stdout and stderr into cwd/out: (exit status, or None when stopped; seconds;
+    why it was stopped: `watch()`'s answer, or "" at the timeout).  `tick(seconds so far)` and
+    `watch()` are called about once a second; a `watch()` that answers stops the tool."""
     from magma_llama.toolchain import tool_env
     t0 = time.monotonic()
     with open(cwd / out, "w") as log:
@@ -202,14 +206,15 @@ def _run_tool(cmd: list[str], cwd: Path, out: str, timeout: float | None,
             while True:
                 try:
                     rc = proc.wait(timeout=1.0)
-                    return rc, time.monotonic() - t0
+                    return rc, time.monotonic() - t0, ""
                 except subprocess.TimeoutExpired:
                     spent = time.monotonic() - t0
                     if tick:
                         tick(spent)
-                    if timeout is not None and spent > timeout:
+                    why = watch() if watch else None
+                    if why or (timeout is not None and spent > timeout):
                         _stop(proc)
-                        return None, spent
+                        return None, spent, why or ""
         except BaseException:       # an interrupt: the tool must not outlive us
             _stop(proc)
             raise
@@ -255,8 +260,8 @@ def synthesize(verilog: str, top: str, root: Path | None = None, timeout: float 
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         (work / DESIGN).write_text(verilog)
-        rc, secs = _run_tool([yosys, "-q", "-l", "yosys.log", "-p", SYNTH_SCRIPT.format(top=top)], work,
-                             "yosys.out", timeout, tick)
+        rc, secs, _ = _run_tool([yosys, "-q", "-l", "yosys.log", "-p", SYNTH_SCRIPT.format(top=top)], work,
+                                "yosys.out", timeout, tick)
         if rc is None:
             shutil.rmtree(work, ignore_errors=True)
             return Synth(top, False, reason=f"synth_ecp5 stopped after {secs / 60:.0f} min (timeout)",
@@ -295,14 +300,16 @@ def place(synth: Synth, seed: int, freq: float, timeout: float | None = None,
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir()
         # the tool runs in the synthesis folder (its netlist is there) and writes into work/
-        rc, secs = _run_tool([nextpnr, *pnr_args(freq, seed, work.name)], base, f"{work.name}/nextpnr.out",
-                             timeout, tick)
-        if rc is None:
+        rc, secs, full = _run_tool([nextpnr, *pnr_args(freq, seed, work.name)], base, f"{work.name}/nextpnr.out",
+                                   timeout, tick, watch=lambda: overfull(work / "nextpnr.log"))
+        if rc is None and not full:
             shutil.rmtree(work, ignore_errors=True)
             return Placement(seed, freq, False, reason=f"nextpnr-ecp5 stopped after {secs / 60:.0f} min (timeout)",
                              seconds=secs), False
         report = work / "report.json"
-        if rc != 0 or not report.exists():
+        if full:
+            result = Placement(seed, freq, False, reason=full, seconds=secs)
+        elif rc != 0 or not report.exists():
             why = _last_error(_read(work / "nextpnr.log") + "\n" + _read(work / "nextpnr.out"))
             over = _over_capacity(synth)
             reason = f"{over} (nextpnr: {why})" if over else f"nextpnr: {why}"
@@ -314,6 +321,24 @@ def place(synth: Synth, seed: int, freq: float, timeout: float | None = None,
         shutil.rmtree(final, ignore_errors=True)
         os.replace(work, final)
         return result, False
+
+
+_UTIL = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%$", re.M)
+
+
+def overfull(log: Path) -> str | None:
+    """nextpnr prints the device utilisation after packing, then places, even when a kind of cell
+    is over 100% (a placement that can only fail, after hours): the kinds over the device."""
+    try:
+        with open(log, errors="replace") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return None
+    if "Device utilisation" not in head or "\n\n" not in head.split("Device utilisation", 1)[1]:
+        return None          # the table is not complete yet
+    over = [f"{used} {kind}, the device has {avail}" for kind, used, avail in _UTIL.findall(head)
+            if int(used) > int(avail)]
+    return "; ".join(over) + " (nextpnr's utilisation after packing; stopped before placing)" if over else None
 
 
 def _over_capacity(synth: Synth) -> str:
