@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 
 import pytest
@@ -81,9 +82,16 @@ def test_table_design_json_rows_and_cache(build):
     assert again["seconds"] < r["seconds"] / 5
     assert {k: again[k] for k in ("lut", "ff", "fmax_mhz", "fmax_seeds")} == \
         {k: r[k] for k in ("lut", "ff", "fmax_mhz", "fmax_seeds")}
-    # the cache holds the tools' logs
-    synth_dirs = [p for p in (build / "synth").iterdir() if (p / "yosys.log").exists()]
-    assert synth_dirs and any((p / "nextpnr.log").exists() for d in synth_dirs for p in d.glob("pnr-*"))
+    # the cache holds the tools' logs, and the Fmax of each seed is the one nextpnr printed last
+    (skid,) = [p for p in (build / "synth").iterdir() if "module Skid_b8" in _read(p / "design.v")]
+    assert (skid / "yosys.log").exists()
+    logged = [float(re.findall(r"Max frequency for clock 'CLK': ([\d.]+) MHz", _read(log))[-1])
+              for log in skid.glob("pnr-*/nextpnr.log")]
+    assert sorted(logged) == pytest.approx(sorted(r["fmax_seeds"]), abs=0.01)
+
+
+def _read(path) -> str:
+    return path.read_text() if path.exists() else ""
 
 
 def test_multiplier_takes_a_dsp_and_an_adder_none(tmp_path):
