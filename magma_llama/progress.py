@@ -32,9 +32,10 @@ class Bar:
             frac = min(1.0, done / self.total)
             text = (f"[{'#' * int(30 * frac):<30}] {100 * frac:5.1f}% "
                     f"{self._amount(done)}/{self._amount(self.total)}{unit}")
-        else:
-            text = f"{self._amount(done)}{unit}"
-        print(f"\r\033[K{self.label} {text}{'  ' + note if note else ''}", end="", file=self.stream, flush=True)
+        else:                 # no total yet: the amount so far (a count starts only with the first item)
+            text = f"{self._amount(done)}{unit}" if self.unit or done else ""
+        line = " ".join(part for part in (self.label, text, note and (" " + note if text else note)) if part)
+        print(f"\r\033[K{line}", end="", file=self.stream, flush=True)
 
     def close(self) -> None:
         if self.on:
