@@ -283,10 +283,14 @@ def cmd_synth(args) -> int:
                 print(f"synth: {t.name} ({t.top}): {'cached' if r.cached else f'{r.seconds:.0f} s'}",
                       file=sys.stderr, flush=True)
         return row(t, r)
+    pool = ThreadPoolExecutor(max_workers=args.jobs)
     try:
-        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            rows = list(pool.map(one, targets))
+        rows = list(pool.map(one, targets))
+    except KeyboardInterrupt:      # the workers' tools stop too (each checks within a second)
+        ecp5.cancel()
+        raise
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         bar.close()
     if args.json:
         print(json.dumps(rows, indent=1))

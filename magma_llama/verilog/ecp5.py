@@ -33,6 +33,7 @@ import shutil
 import signal
 import statistics
 import subprocess
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -191,6 +192,15 @@ class _Locked:
         self.f.close()
 
 
+_cancelled = threading.Event()
+
+
+def cancel() -> None:
+    """Stop every tool this process runs (from another thread: an interrupted `synth` whose designs
+    run in worker threads); each run raises KeyboardInterrupt."""
+    _cancelled.set()
+
+
 def _run_tool(cmd: list[str], cwd: Path, out: str, timeout: float | None,
               tick: Callable[[float], None] | None,
               watch: Callable[[], str | None] | None = None) -> tuple[int | None, float, str]:
@@ -211,6 +221,8 @@ def _run_tool(cmd: list[str], cwd: Path, out: str, timeout: float | None,
                     spent = time.monotonic() - t0
                     if tick:
                         tick(spent)
+                    if _cancelled.is_set():
+                        raise KeyboardInterrupt
                     why = watch() if watch else None
                     if why or (timeout is not None and spent > timeout):
                         _stop(proc)
@@ -278,6 +290,8 @@ def synthesize(verilog: str, top: str, root: Path | None = None, timeout: float 
         if rc is None:
             return Synth(top, False, reason=f"synth_ecp5 stopped after {secs / 60:.0f} min (timeout)",
                          seconds=secs), False
+        if rc < 0:
+            return Synth(top, False, reason=f"synth_ecp5 killed by signal {-rc}", seconds=secs), False
         stat = work / "stat.json"
         if rc != 0 or not stat.exists():
             why = _last_error(_read(work / "yosys.log") + "\n" + _read(work / "yosys.out"))
@@ -306,8 +320,10 @@ def place(synth: Synth, seed: int, freq: float, timeout: float | None = None,
         if full:
             return Placement(seed, freq, False, reason=full, seconds=secs), True
         if rc is None:
-            return Placement(seed, freq, False, reason=f"nextpnr-ecp5 stopped after {secs / 60:.0f} min (timeout)",
-                             seconds=secs), False
+            return Placement(seed, freq, False, reason=f"nextpnr-ecp5 stopped after {secs / 60:.0f} min (timeout)"
+                             + _estimate(work / "nextpnr.log"), seconds=secs), False
+        if rc < 0:
+            return Placement(seed, freq, False, reason=f"nextpnr-ecp5 killed by signal {-rc}", seconds=secs), False
         report = work / "report.json"
         if rc != 0 or not report.exists():
             why = _last_error(_read(work / "nextpnr.log") + "\n" + _read(work / "nextpnr.out"))
@@ -334,6 +350,19 @@ def overfull(log: Path) -> str | None:
     over = [f"{used} {kind}, the device has {avail}" for kind, used, avail in _UTIL.findall(head)
             if int(used) > int(avail)]
     return "; ".join(over) + " (nextpnr's utilisation after packing; stopped before placing)" if over else None
+
+
+def _estimate(log: Path) -> str:
+    """What nextpnr knew when it was stopped: its last Fmax estimate (after placement, or during
+    routing), and how many arcs the router had left."""
+    text = _read(log)
+    fmax = re.findall(r"Max frequency for clock '([^']+)': ([\d.]+) MHz", text)
+    arcs = re.findall(r"^Info: Routing (\d+) arcs\.", text, re.M)
+    out = f"; its last estimate: {fmax[-1][1]} MHz on {fmax[-1][0]}" if fmax else "; not placed yet"
+    if arcs:
+        left = re.findall(r"^Info:\s+\d+ \|\s+\d+\s+\d+ \|\s+\d+\s+\d+ \|\s+(\d+)\|", text, re.M)
+        out += f" after placement, routing {arcs[-1]} arcs ({left[-1] if left else '?'} left)"
+    return out
 
 
 def _over_capacity(synth: Synth) -> str:
