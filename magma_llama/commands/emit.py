@@ -7,7 +7,6 @@ under modules/, and the CoreIR JSON; `--lint` and `--stat` check and size it."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from magma_llama import paths
@@ -47,11 +46,12 @@ def _check(path: Path, top: str) -> tuple[str, int]:
 
 def split_modules(verilog: Path, folder: Path) -> list[Path]:
     """One file per module of a Verilog file, named after the module."""
+    from magma_llama.verilog.modules import modules
     folder.mkdir(parents=True, exist_ok=True)
     out = []
-    for mm in re.finditer(r"^module\s+(\w+).*?^endmodule\s*$", verilog.read_text(), re.M | re.S):
-        f = folder / f"{mm.group(1)}.v"
-        f.write_text(mm.group(0) + "\n")
+    for name, text in modules(verilog.read_text()).items():
+        f = folder / f"{name}.v"
+        f.write_text(text + "\n")
         out.append(f)
     return out
 

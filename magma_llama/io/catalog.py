@@ -17,8 +17,6 @@ beside the file: the size and header check stands in for it.
 from __future__ import annotations
 
 import os
-import sys
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -27,6 +25,7 @@ from pathlib import Path
 from magma_llama.errors import ChecksumError, DownloadError, MagmaLlamaError
 from magma_llama.io.checkpoint import HEADER, Config
 from magma_llama.io.files import file_sha256
+from magma_llama.progress import Bar
 
 HF = "https://huggingface.co/karpathy/tinyllamas/resolve/main"
 LLAMA2C = "https://github.com/karpathy/llama2.c/raw/master"
@@ -118,31 +117,6 @@ def verify(path: str | os.PathLike) -> None:
 
 
 # --- downloading ----------------------------------------------------------------------------
-class Bar:
-    """A one-line progress bar on stderr, drawn only when stderr is a terminal."""
-
-    def __init__(self, label: str, total: int | None, stream=None):
-        self.label, self.total, self.stream = label, total, stream or sys.stderr
-        self.on = self.stream.isatty()
-        self.last = 0.0
-
-    def update(self, done: int, force: bool = False) -> None:
-        now = time.monotonic()
-        if not self.on or (not force and now - self.last < 0.1):
-            return
-        self.last = now
-        if self.total:
-            frac = min(1.0, done / self.total)
-            text = f"[{'#' * int(30 * frac):<30}] {100 * frac:5.1f}% {done / 1e6:.1f}/{self.total / 1e6:.1f} MB"
-        else:
-            text = f"{done / 1e6:.1f} MB"
-        print(f"\r\033[K{self.label} {text}", end="", file=self.stream, flush=True)
-
-    def close(self) -> None:
-        if self.on:
-            print("\r\033[K", end="", file=self.stream, flush=True)
-
-
 def fetch(pub: Published, folder: Path, url: str | None = None, timeout: float = 30.0) -> Path:
     """Download `pub` into `folder` (resuming a `.part` left by an interrupted run), check it and
     give it its final name.  A file already there and whole is kept."""
