@@ -5,11 +5,12 @@ Ports (ready/valid streams, CLK and a synchronous RESET):
   head's pair i is its elements 2i and 2i+1.  A vector is any whole number of heads:
   the element counter wraps at `head_size`, so the stage never needs the vector length.
 - `pos` (plain input): the token position, held steady by the controller from a
-  vector's first `I` beat to its last; it is read when an odd element is accepted.
+  vector's first `I` beat to its last; it is read when an even element is accepted.
 - `O` (out): the rotated elements in the same order, one per beat.
 
 cos and sin (signed Q2.30) come from `numerics.tables.rope_tables(head_size, seq_len)`,
-looked up by (pos, pair index within the head).  When v1 arrives both outputs are
+looked up by (pos, pair index within the head) in two block-RAM ROMs (`sram.Rom`), read
+when v0 is taken, so the words are in the ROMs' read registers when v1 arrives.  When v1 arrives both outputs are
 formed at once (`golden.stages.rope`): out0 = sat32(rshr(v0*c - v1*s, 30)),
 out1 = sat32(rshr(v0*s + v1*c, 30)); out0 goes to the `O` register, out1 to a spare
 register that follows it.  v0 is always accepted (its register is free whenever an
@@ -46,15 +47,25 @@ MUTANTS = CONTROL_MUTANTS | {
 }
 
 
-def _lookup(head_size: int, seq_len: int, pos, pair):
-    """cos and sin of (pos, pair) as SInt[TRIG_BITS], combinational: two ROMs of
-    seq_len * head_size/2 entries, pos-major (entry pos * head_size/2 + pair)."""
+def _lookup(head_size: int, seq_len: int, pos, pair, clk, read):
+    """cos and sin of (pos, pair) as SInt[TRIG_BITS], read in the cycles where `read` is high and
+    held after: two block-RAM ROMs (sram.Rom) of seq_len * head_size/2 entries, pos-major
+    (entry pos * head_size/2 + pair)."""
+    from magma_llama.stages.sram import Rom
     cos, sin = rope_tables(head_size, seq_len)
     half = head_size // 2
-    ab = clog2(seq_len * half) + 1
-    addr = m.uint(m.zext_to(pos, ab)) * m.uint(half, ab) + m.uint(m.zext_to(m.uint(pair), ab))
-    return (units.rom(cos.ravel(), addr, TRIG_BITS, signed=True),
-            units.rom(sin.ravel(), addr, TRIG_BITS, signed=True))
+    n = seq_len * half
+    ab = clog2(n)
+    wide = clog2(n) + 1
+    addr = m.uint(m.zext_to(pos, wide)) * m.uint(half, wide) + m.uint(m.zext_to(m.uint(pair), wide))
+    out = []
+    for stem, table in (("rope_cos", cos), ("rope_sin", sin)):
+        rom = Rom(stem, table.ravel(), TRIG_BITS)(name=f"{stem}_rom")
+        rom.CLK @= clk
+        rom.RE @= read
+        rom.RADDR @= m.bits(addr)[:ab]
+        out.append(m.sint(rom.RDATA))
+    return tuple(out)
 
 
 def _rotate(v0, v1, c, s, mutant):
@@ -97,8 +108,9 @@ class Rope(m.Generator2):
             # cheap payload for the solver: the identity (the control is the same code)
             out0, out1 = m.bits(v0.O), m.bits(io.I.data)
         else:
+            # cos and sin are read when v0 is taken (its pair is v1's), ready when v1 arrives
             pair = idx.O[1:] if head_size > 2 else m.uint(0, 1)
-            c, s = _lookup(head_size, seq_len, io.pos, pair)
+            c, s = _lookup(head_size, seq_len, io.pos, pair, io.CLK, fire & ~has_v0)
             out0, out1 = _rotate(v0.O, io.I.data, c, s, mutant)
             out0, out1 = m.bits(out0), m.bits(out1)
         if mutant == "pair_order":

@@ -63,6 +63,41 @@ def Sram(depth: int, width: int, registered: bool = False, read_enable: bool = F
     return _Sram
 
 
+def _rom_text(name: str, values: list[int], width: int, abits: int) -> str:
+    init = "".join(f"    mem[{i}] = {width}'h{v & ((1 << width) - 1):x};\n" for i, v in enumerate(values))
+    return (f"module {name} (input CLK, input RE, input [{abits - 1}:0] RADDR, output [{width - 1}:0] RDATA);\n"
+            f"  reg [{width - 1}:0] mem [0:{len(values) - 1}];\n"
+            f"  initial begin\n{init}  end\n"
+            f"  reg [{width - 1}:0] rdata;\n"
+            f"  always @(posedge CLK) if (RE) rdata <= mem[RADDR];\n"
+            f"  assign RDATA = rdata;\n"
+            f"endmodule\n")
+
+
+def Rom(stem: str, values, width: int):
+    """A constant table as a block-RAM ROM: RDATA = values[RADDR] (two's complement, `width`
+    bits) sampled at the clock edge where RE is high, held otherwise.  A table written as
+    logic is a mux tree of constants (and a wide one exhausts Yosys' memory); as a memory
+    with a registered read it is what a block RAM initialised at configuration holds.
+    `stem` names the table; the module name carries a hash of its contents."""
+    import hashlib
+    values = [int(v) for v in values]
+    digest = hashlib.sha256(repr((values, width)).encode()).hexdigest()[:10]
+    return _rom(f"Rom_{stem}_{len(values)}x{width}_{digest}", tuple(values), width)
+
+
+@functools.lru_cache(maxsize=None)
+def _rom(name: str, values: tuple, width: int):
+    abits = clog2(len(values))
+    _SOURCES[name] = _rom_text(name, list(values), width, abits)
+    module_name = name
+
+    class _Rom(m.Circuit):
+        name = module_name
+        io = m.IO(CLK=m.In(m.Clock), RE=m.In(m.Bit), RADDR=m.In(m.Bits[abits]), RDATA=m.Out(m.Bits[width]))
+    return _Rom
+
+
 def memory(name: str, depth: int, width: int, clk, we, waddr, wdata, raddr, registered: bool = False):
     """An Sram(depth, width, registered) instance with both its ports wired; returns its RDATA
     (mem[raddr]: combinational, or registered a cycle later).  The way a stage keeps a vector:
