@@ -129,7 +129,7 @@ def test_decoder_units_resolve_by_folded_instance_name(build, monkeypatch, stori
             "k_cache", "v_cache"} <= set(stages)
     assert "decoder" not in stages and not any(s.endswith("_skid") or s.endswith("_pipe") for s in stages)
     (dec,) = resolve(["decoder"], cfg, 16, 16, None)
-    assert dec.seeds == 1 and dec.top.endswith("_ungated") and "module Sram_2560x256" in dec.verilog
+    assert dec.seeds == 1 and dec.top.endswith("_ungated") and "module SramRE_2560x256" in dec.verilog
 
 
 def test_decoder_unit_is_synthesised_as_its_own_top(build, stories260k):
