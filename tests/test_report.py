@@ -25,12 +25,13 @@ def test_report_has_every_section(page):
     proc, text, model = page
     assert proc.returncode == 0, proc.stderr
     heads = re.findall(r"<h2>(.*?)</h2>", text)
-    assert [h.split(":")[0].split(" ")[0] for h in heads] == ["Config", "Fidelity", "Formal", "Yosys", "Timeline"]
+    assert [h.split(":")[0].split(" ")[0] for h in heads] == ["Config", "Fidelity", "Formal", "Yosys", "ECP5",
+                                                              "Timeline"]
     assert "failed:" not in text
     assert html.escape(model) in text
     # progress lines on stderr (not a terminal: one line per step), never on stdout
-    assert re.findall(r"^\[(\d)/4\] (\w+): ok", proc.stderr, re.M) == [
-        ("1", "fidelity"), ("2", "proofs"), ("3", "yosys"), ("4", "timeline")]
+    assert re.findall(r"^\[(\d)/5\] (\w+): ok", proc.stderr, re.M) == [
+        ("1", "fidelity"), ("2", "proofs"), ("3", "yosys"), ("4", "synthesis"), ("5", "timeline")]
     assert proc.stdout == ""
 
 
@@ -42,6 +43,12 @@ def test_report_sections_carry_the_measurements(page):
     assert proofs and proofs.group(1) == proofs.group(2) and int(proofs.group(1)) >= 9
     assert re.search(r"<td>multipliers</td>", text) and re.search(r"<td>memories</td>", text)
     assert "EMB" in text and "matvec" in text        # the cycle table and the per-unit totals
+    # synthesis: the quick stages with their post-route Fmax, the totals and the device's capacity
+    synth = text[text.index("<h2>ECP5"):text.index("<h2>Timeline")]
+    for stage in ("argmax", "residual", "total", "device LFE5UM5G-85F"):
+        assert f"<td>{stage}</td>" in synth, stage
+    num = '<td class="num">'
+    assert re.search(rf"<td>Argmax_n300</td>{num}1</td>({num}\d+</td>){{5}}{num}\d+(\.\d+)?</td>", synth), synth
 
 
 @pytest.mark.parametrize("args, message", [

@@ -2,7 +2,8 @@
 
 Sections: the model's config, fidelity (integer golden vs the float reference, and the
 RTL vs golden/run.c), the proof table, weight-port utilisation, the Yosys resource
-summary of the whole decoder and the timeline picture of one token.  Each section is
+summary of the whole decoder, ECP5 synthesis (resources and post-route Fmax per stage,
+their totals against the device) and the timeline picture of one token.  Each section is
 one subprocess of a command or benchmark that already exists (their --json outputs),
 so the page shows exactly what those print; a section that fails shows its error and
 the page is still written (exit 1).  `--quick` runs each with small settings
@@ -25,7 +26,12 @@ from pathlib import Path
 
 from magma_llama.errors import UsageError
 
+SECTIONS = ("fidelity", "rtl_fidelity", "proofs", "utilisation", "yosys", "synthesis", "timeline")
 QUICK_PROOFS = ("pipe", "fifo", "zip_with")
+QUICK_SYNTH = ("argmax", "residual")          # quick: two small stages, one placer seed
+SYNTH_COLUMNS = ("name", "module", "instances", "lut", "ff", "dsp", "bram", "dram", "fmax_mhz", "fmax_seeds", "fits")
+SYNTH_HEADERS = {"instances": "x", "lut": "LUT4", "ff": "FF", "dsp": "MULT18X18D", "bram": "DP16KD",
+                 "dram": "DPR16X4", "fmax_mhz": "Fmax MHz (median)", "fmax_seeds": "per seed"}
 UTILISATION_COLUMNS = ("model", "lanes", "weights", "positions", "latency", "bytes_per_cycle", "cycles_per_token",
                        "predicted", "error", "bound", "utilisation", "port_utilisation", "sim_tokens_per_s")
 UTILISATION_HEADERS = {"cycles_per_token": "cycles/token (measured)", "predicted": "model (perf.py)",
@@ -43,9 +49,7 @@ def register(subparsers) -> None:
     p.add_argument("--weights", choices=("w8", "w16", "w24"), default="w16", help="weight format (default w16)")
     p.add_argument("--quick", action="store_true", help="small settings for every section (minutes, not an hour)")
     p.add_argument("--skip", action="append", default=[], metavar="SECTION",
-                   help="leave a section out (repeatable): " + ", ".join(s for s in ("fidelity", "rtl_fidelity",
-                                                                                      "proofs", "utilisation",
-                                                                                      "yosys", "timeline")))
+                   help="leave a section out (repeatable): " + ", ".join(SECTIONS))
     p.set_defaults(func=cmd_report)
 
 
@@ -100,6 +104,13 @@ def plan(args, model: str, tokenizer: str, png: Path) -> list[Section]:
                 _cli() + ["emit", "--model", model, "--lanes", str(args.lanes), "--weights", args.weights,
                           "--stat", "--format", "verilog", "--out", str(png.parent / f"emit-{os.getpid()}")],
                 "magma-llama emit --model --stat: coarse word-level cells (no technology mapping)"),
+        Section("synthesis", "ECP5 synthesis and place-and-route, per stage (LFE5UM5G-85F)",
+                _cli() + ["synth", "--json", "--model", model, "--lanes", str(args.lanes), "--weights", args.weights]
+                + (["--seeds", "1", *QUICK_SYNTH] if q else []),
+                "magma-llama synth --json: yosys synth_ecp5 and nextpnr-ecp5, out of context, each stage alone "
+                + ("(quick: two small stages, one seed)" if q else "(every stage, 3 placer seeds; cached "
+                   "under build/synth/, about an hour the first time)")
+                + "; the total row is the stages side by side (x = instances in the decoder)"),
         Section("timeline", "Timeline of one token",
                 _cli() + ["generate"] + mz + ["--lanes", str(args.lanes), "--weights", args.weights, "-t", "0",
                                               "-n", "4" if q else "16", "--ids", "--timeline", str(png),
@@ -231,7 +242,31 @@ def _body(sec: Section, png: Path) -> str:
         return head + table(rows, [c for c in ("name", "kind", "status", "seconds", "as expected") if rows and c in rows[0]])
     if sec.key == "utilisation":
         return table(rows, [c for c in UTILISATION_COLUMNS if rows and c in rows[0]], UTILISATION_HEADERS)
+    if sec.key == "synthesis":
+        return _synthesis(rows)
     return table(rows)
+
+
+def _synthesis(rows: list[dict]) -> str:
+    """The per-stage table, the stages' totals (times their instances) against the device, and
+    each stage's critical path."""
+    from magma_llama.verilog.ecp5 import DEVICE
+    shown = [{**{c: r.get(c) for c in SYNTH_COLUMNS},
+              "fmax_seeds": " ".join(f"{f:.1f}" for f in r.get("fmax_seeds") or []),
+              "critical path": (f"{r['critical_path']['from']} -> {r['critical_path']['to']}"
+                                if r.get("critical_path") else r.get("reason", ""))} for r in rows]
+    total = {"name": "total", "module": "the stages side by side", "instances": ""}
+    for k in ("lut", "ff", "dsp", "bram", "dram"):
+        vals = [r[k] * r["instances"] for r in rows if r.get(k) is not None]
+        total[k] = sum(vals) if vals else None
+    placed = [r["fmax_mhz"] for r in rows if r.get("fmax_mhz") is not None]
+    total["fmax_mhz"] = min(placed) if placed else None
+    total["fmax_seeds"] = "(slowest)"
+    total["fits"] = all(total[k] is None or total[k] <= DEVICE.capacity[k] for k in DEVICE.capacity)
+    device = {"name": f"device {DEVICE.name}", "module": "capacity", "instances": "",
+              **DEVICE.capacity, "fmax_mhz": None, "fmax_seeds": "", "fits": ""}
+    cols = [*SYNTH_COLUMNS, "critical path"]
+    return table(shown + [total, device], cols, SYNTH_HEADERS)
 
 
 def render(config: dict, sections: list[Section], png: Path, quick: bool) -> str:
@@ -272,7 +307,7 @@ def cmd_report(args) -> int:
 
     if not args.out.lower().endswith((".html", ".htm")):
         raise UsageError(f"--out {args.out}: the file must end in .html")
-    bad = [s for s in args.skip if s not in ("fidelity", "rtl_fidelity", "proofs", "utilisation", "yosys", "timeline")]
+    bad = [s for s in args.skip if s not in SECTIONS]
     if bad:
         raise UsageError(f"--skip {bad[0]}: not a section")
     if args.lanes < 1:
