@@ -29,13 +29,13 @@ from dataclasses import dataclass
 
 from magma_llama.decoder.weight_port import PortLayout, weight_bits_per_token
 from magma_llama.io.checkpoint import Config
-from magma_llama.stages.latency import matvec_latency
+from magma_llama.stages.latency import ARGMAX_LATENCY, matvec_latency
 
 # --- fixed costs per op (cycles), measured on the RTL's op counters -----------------------
 OP_STEP = 1            # IDLE with the next token already there: the one cycle of the op itself
 MATVEC_TAIL = 1        # a MatVec op takes its first word in its first cycle; after the last: MatVec's pipeline
                        # (stages/latency.matvec_latency), then the op's last-result cycle
-STAGE_TAIL = 1         # one more registered unit behind MatVec (Residual, SwiGLU, Argmax)
+STAGE_TAIL = 1         # one more registered unit behind MatVec (Residual, SwiGLU); Argmax: ARGMAX_LATENCY
 SWIGLU_IN = 1          # W3: SwiGLU's operands pass a register stage into its clock domain
 ROPE_TAIL = 2          # RoPE behind MatVec (Q, K): its pair buffer holds one element back
 NORM_TAIL = 2          # RmsNorm (vector already loaded): SCALE, then the output register
@@ -87,7 +87,7 @@ def op_cycles(cfg: Config, hw: Hardware, pos: float) -> dict[str, float]:
     out = {"IDLE": OP_STEP, "EMB": max(d, emb_words) + hw.latency + EMB_TAIL}
     out.update({k: v * nl for k, v in per_layer.items()})
     out["NORM_FIN"] = norm
-    out["CLS"] = words("wcls") + mv_tail + STAGE_TAIL
+    out["CLS"] = words("wcls") + mv_tail + ARGMAX_LATENCY
     return out
 
 

@@ -8,8 +8,10 @@ Ports (ready/valid streams, CLK and a synchronous RESET):
 One logit is taken per cycle: a running (best value, best index) pair is replaced
 only by a strictly larger logit, so a tie keeps the earlier index.  The vector's
 last logit is compared in the same cycle and the index goes to the `O` register;
-that beat waits only while `O` still holds an unread index.  Latency: `O.valid` one
-cycle after the last logit's transfer."""
+that beat waits only while `O` still holds an unread index.  The logits enter through a
+skid buffer (`streams.Skid`, full rate), so the compare reads a register, not the
+producer's logic.  Latency: `O.valid` `ARGMAX_LATENCY` (2) cycles after the last logit's
+transfer (stages/latency.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import magma as m
 
 from magma_llama.numerics.fixed import ACT_BITS
 from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg
+from magma_llama.streams.chain import S
 from magma_llama.streams.types import StreamIn, StreamOut, clog2
 
 ACT = m.Bits[ACT_BITS]
@@ -43,7 +46,8 @@ class Argmax(m.Generator2):
         o_valid = ctrl_reg(m.Bit, "o_valid")
         o_data = data_reg(m.UInt[ib], "o_data")
 
-        x = m.sint(io.I.data)
+        inp = io.I if formal else S(io.I).skid("in_skid").port
+        x = m.sint(inp.data)
         first = count.O == 0
         last = count.O == (n - 1)
         better = first | ((x >= best.O) if mutant == "last_max" else (x > best.O))
@@ -51,7 +55,7 @@ class Argmax(m.Generator2):
         i_ready = ~last | o_free
         if mutant == "overwrite_o":
             i_ready = m.bit(1)
-        fire = io.I.valid & i_ready
+        fire = inp.valid & i_ready
         end = fire & last
 
         best.I @= m.mux([best.O, x], fire & better)
@@ -60,7 +64,7 @@ class Argmax(m.Generator2):
         o_valid.I @= (o_valid.O & ~io.O.ready) | end
         o_data.I @= m.mux([o_data.O, m.mux([best_idx.O, count.O], better)], end)
 
-        io.I.ready @= i_ready
+        inp.ready @= i_ready
         io.O.valid @= o_valid.O
         io.O.data @= o_data.O
 

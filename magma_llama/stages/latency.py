@@ -1,5 +1,6 @@
 """The stages' pipeline shapes and latencies, defined once: the generators build their
 pipelines from these tables and the perf model (perf.py) counts their cycles from them.
+(Stages not yet listed here have their fixed costs in perf.py's constants.)
 Plain Python (no magma), so the perf model and the benchmarks import it cheaply.
 
 MatVec (stages/matvec.py): after a W beat is taken, one register stage each of
@@ -7,6 +8,8 @@ MatVec (stages/matvec.py): after a W beat is taken, one register stage each of
 between "term" and "acc"; the last entry, "fifo", is the Y FIFO's entry itself."""
 
 from __future__ import annotations
+
+ARGMAX_LATENCY = 2    # Argmax: the input skid's register, then the O register
 
 ADD_LEVELS = 2        # adder-tree levels between two pipeline registers (two 64-bit adds)
 MATVEC_PIPELINE = (
