@@ -27,7 +27,9 @@ before they are added, the shifter is two registered halves, and the adder tree 
 `ADD_LEVELS` adders between registers.  Results leave through a FIFO of `y_depth` rows
 (`Y` is its output); a row's last beat is taken only while the FIFO has room for every
 row already in the pipeline (a credit count, `owed`), so nothing inside ever waits and
-`W.ready` does not depend on `Y.ready`.  One W beat is taken per cycle while W is valid,
+`W.ready` does not depend on `Y.ready`.  `W.ready` is itself a flip-flop, worked out a
+cycle ahead from the control registers' next values (and so is the row's-last-beat flag),
+so a W transfer's fan-out starts at a register.  One W beat is taken per cycle while W is valid,
 except on a row's last beat when the FIFO has no room, and for one cycle when a matrix
 starts on a vector that has already served one (the bank is released, or kept with
 `keep_x`).  `latency(lanes)` is the cycles from a row's last W transfer to its Y beat
@@ -246,22 +248,29 @@ class MatVec(m.Generator2):
             we_q.I @= we
             xs.append(memory(f"xlane{j}", 2 << len(beat.O), ACT_BITS, io.CLK, we_q.O, waddr_q, wdata, raddr))
 
+        def ready_of(full_v, cbank_v, stale_v, beat_v, blast_v, room):
+            """(W.ready, the row's last beat) from the control state (lists: a value per bank;
+            room: the Y FIFO can take one more row, owed != depth)"""
+            lb = beat_v == (m.mux(blast_v, cbank_v) if dynamic else m.uint(B - 1, len(beat_v)))
+            r = m.mux(full_v, cbank_v) & ~stale_v
+            return (r if mutant == "overwrite_y" else r & (~lb | room)), lb
+
+        # W.ready and "this is the row's last beat" are flip-flops: worked out a cycle ahead from
+        # the control registers' next values, so the fan-out of a W transfer (the counters' and
+        # the pipeline's enables) starts at a register, not behind the credit compare and muxes
+        w_ready_q = ctrl_reg(m.Bit, "w_ready")
+        last_beat_q = ctrl_reg(m.Bit, "last_beat")
+        w_ready, last_beat = w_ready_q.O, last_beat_q.O
         if dynamic:
-            last_beat = beat.O == bank_bit(blast, cbank.O)
             rw = clog2(rows + 1) + 1
             last_row = m.zext_to(row.O, rw) == (m.zext_to(io.n_rows, rw) - 1)
             keep = io.keep_x
         else:
-            last_beat = beat.O == (B - 1)
             last_row = row.O == (rows - 1)
             keep = m.bit(0)
         # a matrix starting on a stale bank first keeps it or releases it (one cycle)
         turn = io.W.valid & stale.O
         release = turn & ~keep
-        room = owed.O != depth          # the Y FIFO can take one more row
-        w_ready = bank_bit(full, cbank.O) & ~stale.O & (~last_beat | room)
-        if mutant == "overwrite_y":
-            w_ready = bank_bit(full, cbank.O) & ~stale.O
         w_fire = io.W.valid & w_ready
         end_row = w_fire & last_beat
         end_matrix = end_row & last_row
@@ -348,32 +357,50 @@ class MatVec(m.Generator2):
         y_rd = ctrl_reg(m.UInt[pw], "y_rd")
         y_count = ctrl_reg(m.UInt[clog2(depth + 1)], "y_count")
         push = valid[-1] & last[-1]
-        y_valid = y_count.O != 0
+        # Y.valid (the FIFO is not empty) is a flip-flop too: it starts the path through Y.ready
+        # to the credits and W.ready
+        y_valid_q = ctrl_reg(m.Bit, "y_valid")
+        y_valid = y_valid_q.O
         y_fire = y_valid & io.Y.ready
         y_data = memory("y_mem", depth, ACT_BITS, io.CLK, push, y_wr.O, y, y_rd.O)
         y_wr.I @= m.mux([y_wr.O, y_wr.O + 1], push)
         y_rd.I @= m.mux([y_rd.O, y_rd.O + 1], y_fire)
-        y_count.I @= m.mux([y_count.O, y_count.O + 1, y_count.O - 1, y_count.O], m.bits([push, y_fire]))
+        y_count_next = m.mux([y_count.O, y_count.O + 1, y_count.O - 1, y_count.O], m.bits([push, y_fire]))
+        y_count.I @= y_count_next
+        y_valid_q.I @= y_count_next != 0
         owed.I @= m.mux([m.mux([owed.O, owed.O - 1], y_fire), m.mux([owed.O + 1, owed.O], y_fire)], end_row)
+        # room after this cycle, owed' != depth, without the adder: owed' reaches depth only from
+        # depth (no Y leaves; no row ends then, for want of room) or from depth - 1 (a row ends
+        # and no Y leaves); the compares read the register, in parallel with Y.ready's path
+        room_next = ~(~y_fire & ((owed.O == depth) | ((owed.O == depth - 1) & end_row)))
         tree = [f"tree{i}" for i in range(tree_stages(L))]
         assert stages + ["fifo"] == [*MATVEC_PIPELINE[:-4], *tree, *MATVEC_PIPELINE[-4:]], stages
 
         load_done = any_load & last_load
         n_beats = (m.zext_to(load_len, cw + 1) + (L - 1)) >> m.uint(L.bit_length() - 1, cw + 1)
         load_last_beat = m.uint(m.bits(n_beats - 1)[:len(beat.O)])      # < B: no bit is lost
+        full_next, blast_next = [], []
         for k in range(2):
             filled = load_done & (target == k)
             emptied = release & (cbank.O == k)
             pend[k].I @= filled
-            full[k].I @= (full[k].O & ~emptied) | pend[k].O
+            full_next.append((full[k].O & ~emptied) | pend[k].O)
+            full[k].I @= full_next[k]
             if dynamic:
-                blast[k].I @= m.mux([blast[k].O, load_last_beat], filled)
-        cbank.I @= m.mux([cbank.O, other], release)
-        stale.I @= m.mux([stale.O & ~turn, m.bit(1)], end_matrix)
+                blast_next.append(m.mux([blast[k].O, load_last_beat], filled))
+                blast[k].I @= blast_next[k]
+        cbank_next = m.mux([cbank.O, other], release)
+        cbank.I @= cbank_next
+        stale_next = m.mux([stale.O & ~turn, m.bit(1)], end_matrix)
+        stale.I @= stale_next
         lbank.I @= m.mux([lbank.O, target], any_load)
         mid.I @= m.mux([mid.O, ~last_load], any_load)
         left.I @= m.mux([left.O, left_now - step(cw)], any_load)
-        beat.I @= m.mux([beat.O, m.mux([beat.O + 1, m.uint(0, len(beat.O))], last_beat)], w_fire)
+        beat_next = m.mux([beat.O, m.mux([beat.O + 1, m.uint(0, len(beat.O))], last_beat)], w_fire)
+        beat.I @= beat_next
+        ready_next, last_beat_next = ready_of(full_next, cbank_next, stale_next, beat_next, blast_next, room_next)
+        w_ready_q.I @= ready_next
+        last_beat_q.I @= last_beat_next
         row.I @= m.mux([row.O, m.mux([row.O + 1, m.uint(0, len(row.O))], last_row)], end_row)
 
         io.X.ready @= x_ready
@@ -401,6 +428,14 @@ class MatVec(m.Generator2):
                 p.assume(f"!({x['valid']} && {xn['valid']})")
                 p.assume(f"!{xn['valid']} || (({md} ? {lf} : {ln}) % {wide}) == 0")
                 p.cover(f"{xn['fire']} && {w['fire']}")
+            # W.ready and the last-beat flag are the functions of the state they were worked out
+            # for a cycle ahead (the flag only where a row can run: a bank's last-beat index is
+            # not reset, so before its first load the flag may disagree)
+            r_now, lb_now = ready_of([full[0].O, full[1].O], cbank.O, stale.O, beat.O,
+                                     [b.O for b in blast], owed.O != depth)
+            p.assert_(f"{p.sig(w_ready)} == ({p.sig(r_now)})")
+            p.assert_(f"{p.sig(y_valid)} == ({p.sig(y_count.O)} != 0)")
+            p.assert_(f"!({cb} ? {f1} : {f0}) || {p.sig(last_beat)} == ({p.sig(lb_now)})")
             # the counters stay in range; a stale bank is full and no matrix is half done
             p.assert_(f"!{md} || ({lf} != 0 && {lf} < {cols})")
             p.assert_(f"{bt} < {B}")

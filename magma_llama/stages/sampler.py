@@ -19,7 +19,8 @@ Three passes over the vector, and one cycle for the coin (the maths is in `numer
 The token goes to the `O` register, then the next vector loads; `I` is ready only in
 LOAD.  The memory has a registered read port (an SRAM's): its address is the element
 counter's next value, so the word of element `idx` is on the read data while `idx` is
-current.  A SEARCH hit waits while `O` still holds an unread token.
+current.  It is an `sram.Sram` with the registered read, so Yosys maps it to block RAM
+(one DP16KD at vocab 512), not to vocab x 32 flip-flops and a read mux.  A SEARCH hit waits while `O` still holds an unread token.
 
 The `formal=True` build swaps the payload arithmetic (the 64-bit product for z, exp_neg
 and the coin's product) for cheap stand-ins so that z3 sees only the control, which
@@ -33,6 +34,7 @@ import magma as m
 from magma_llama.numerics.fixed import ACT_BITS
 from magma_llama.numerics.sampling import INV_T_FRAC, PRNG_BITS
 from magma_llama.stages import units
+from magma_llama.stages.sram import memory
 from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg, load_when
 from magma_llama.streams.types import StreamIn, StreamOut, clog2
 
@@ -77,7 +79,6 @@ class Sampler(m.Generator2):
         state = data_reg(m.Bits[PRNG_BITS], "prng")
         o_valid = ctrl_reg(m.Bit, "o_valid")
         o_data = data_reg(m.UInt[ib], "o_data")
-        mem = m.Memory(vocab, m.Bits[ACT_BITS], read_latency=1)(name="zmem")
 
         in_load, in_sum = phase.O == LOAD, phase.O == SUM
         in_coin, in_search = phase.O == COIN, phase.O == SEARCH
@@ -94,12 +95,11 @@ class Sampler(m.Generator2):
         load_fire = io.I.valid & i_ready & in_load
         new_max = (idx.O == 0) | (z > zmax.O)
         zmax.I @= m.mux([zmax.O, z], load_fire & new_max)
-        mem.WADDR @= m.bits(idx.O)
-        mem.WDATA @= m.bits(z)
-        mem.WE @= m.enable(load_fire)
 
         # SUM and SEARCH: the term of element idx (its word is on the read port)
-        zi = m.sint(mem.RDATA)
+        raddr = m.Bits[ib]()     # the read address: the element counter's next value (below)
+        zi = m.sint(memory("zmem", vocab, ACT_BITS, io.CLK, load_fire, m.bits(idx.O), m.bits(z),
+                           raddr, registered=True))
         if formal:
             d = m.uint((m.bits(zi) ^ m.bits(zmax.O))[:4])
             term = m.zext_to(d, tb) + m.uint(1, tb)
@@ -130,7 +130,7 @@ class Sampler(m.Generator2):
         idx_next = m.mux([idx.O, m.mux([idx.O + 1, m.uint(0, ib)], last)], step)
         idx_next = m.mux([idx_next, m.uint(0, ib)], emit)
         idx.I @= idx_next
-        mem.RADDR @= m.bits(idx_next)
+        raddr @= m.bits(idx_next)
         nxt = m.mux([phase.O, m.uint(SUM, 2)], in_load & load_fire & last)
         nxt = m.mux([nxt, m.uint(COIN, 2)], in_sum & last)
         nxt = m.mux([nxt, m.uint(SEARCH, 2)], in_coin)
