@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from magma_llama.decoder.weight_port import PortLayout, weight_bits_per_token
 from magma_llama.io.checkpoint import Config
-from magma_llama.stages.latency import ARGMAX_LATENCY, matvec_latency
+from magma_llama.stages.latency import ARGMAX_LATENCY, EMBED_LATENCY, matvec_latency
 
 # --- fixed costs per op (cycles), measured on the RTL's op counters -----------------------
 OP_STEP = 1            # IDLE with the next token already there: the one cycle of the op itself
@@ -41,7 +41,8 @@ ROPE_TAIL = 2          # RoPE behind MatVec (Q, K): its pair buffer holds one el
 NORM_TAIL = 2          # RmsNorm (vector already loaded): SCALE, then the output register
 ATT_FIXED = 5          # ATT beyond pos + 1 positions and dim outputs: the readers start, the rows' register
                        # stage (Pipe), V one cycle behind K, recip, the first output's register
-EMB_TAIL = 4           # EMB: request register, WREQ transfer, the first word's register, the op's last cycle
+EMB_TAIL = 3 + EMBED_LATENCY  # EMB: request register, WREQ transfer, the first word's register, then Embed's
+                              # pipeline (stages/latency.EMBED_PIPELINE) to its O register
 
 
 @dataclass(frozen=True)

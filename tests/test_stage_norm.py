@@ -25,6 +25,7 @@ import pytest
 from magma_llama import paths
 from magma_llama.golden import stages as S
 from magma_llama.numerics.fixed import ACT_BITS, ACT_MAX, ACT_MIN, I64, from_float
+from magma_llama.stages.latency import EMBED_LATENCY
 from magma_llama.numerics.weights import (EXP_BITS, GAIN_BITS, QuantMatrix, check_gain_bound, quantize_matrix,
                                           weight_beats)
 from tests.streams_sim import Sim, check_protocol, check_zip_with, fire_cycles, once_per_test_run, source_prefix
@@ -337,9 +338,11 @@ def _check_embed(sim, real, label):
         nw = len(fire_cycles(run, f"{label}_W"))
         o = [_signed(v) for v in run.transfers(f"{label}_O")]
         rows_out = -(-len(o) // dim)
-        # W beat k is taken only once beat k-1's last element has moved to O (which holds one)
+        # W beat k is taken only once beat k-1's last element has stepped out into the pipeline,
+        # which holds EMBED_LATENCY elements (its stages and O)
         elems = [0] + list(np.cumsum([min(lanes, dim - (k % nb) * lanes) for k in range(nw)]))
-        assert len(o) <= elems[nw] and len(o) + 1 >= elems[max(nw - 1, 0)], f"{label}: {nw} W beats, {len(o)} O beats"
+        assert len(o) <= elems[nw] and len(o) + EMBED_LATENCY >= elems[max(nw - 1, 0)], \
+            f"{label}: {nw} W beats, {len(o)} O beats"
         for r in range(rows_out):
             beats = [_unpack(info.beat(k, run.seed), lanes, bits) for k in range(r * nb, (r + 1) * nb)]
             mant = np.array([x for mm, _ in beats for x in mm], I64)[None, :dim]

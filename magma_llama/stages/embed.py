@@ -7,10 +7,16 @@ Ports (ready/valid streams, CLK and a synchronous RESET):
   each lane a mantissa and its group exponent, the last beat padded;
 - `O` (out): `dim` beats, element i = sat32(shift(m_i, e_i + F)), in order.
 
-A W beat is held in a register and its lanes leave one per cycle through one shifter
-into the `O` register; the padding lanes of the last beat are skipped.  The next W beat
-is taken in the cycle its predecessor's last lane moves to `O`, so a valid W stream
-gives one O beat per cycle (L cycles per W beat)."""
+A W beat is held in a register and its lanes step out one per cycle; the padding lanes of
+the last beat are skipped.  A lane's element is formed in a pipeline of
+`stages/latency.EMBED_PIPELINE`: the lane's mantissa and shift amount picked out of the
+beat, the shift in two registered halves (MatVec's shifter: a left shift, or a right
+shift by -k-1 before the rounding half), then the rounding half and the saturation into
+the `O` register.  Each stage holds while the one after it is full and not moving (a
+valid bit per stage), so `O.ready` stalls it without losing a beat.  The next W beat is
+taken in the cycle its predecessor's last lane steps out, so a valid W stream gives one O
+beat per cycle (L cycles per W beat); an element reaches `O` `EMBED_LATENCY` cycles after
+its step."""
 
 from __future__ import annotations
 
@@ -20,7 +26,9 @@ import magma as m
 from magma_llama.numerics.fixed import ACC_BITS, ACT_BITS, ACT_FRAC
 from magma_llama.numerics.weights import EXP_BITS
 from magma_llama.stages import units
-from magma_llama.stages.matvec import WeightBeat, beats_per_row
+from magma_llama.stages.latency import EMBED_PIPELINE
+from magma_llama.stages.matvec import (SHIFT_BITS, WeightBeat, _hold, _round_half, _shift, _shift_amount,
+                                       beats_per_row)
 from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg, load_when, select
 from magma_llama.streams.types import StreamIn, StreamOut, clog2
 
@@ -30,14 +38,6 @@ MUTANTS = {
     "padding_lane": "sends the padding lanes of the last beat too (one vector is L * beats long)",
     "drop_stalled": "drops O.valid while O is stalled",
 }
-
-
-def element(mant, exp):
-    """sat32(shift(mant, exp + F)): a weight as a Q12.20 activation (the shared shift units).
-
-    The mantissa is widened to 64 bits first, like the golden model's int64 arithmetic."""
-    k = m.sext_to(m.sint(exp), EXP_BITS + 1) + m.sint(ACT_FRAC, EXP_BITS + 1)
-    return units.sat(units.shift_each(m.sext_to(m.sint(mant), ACC_BITS), k), ACT_BITS)
 
 
 class Embed(m.Generator2):
@@ -62,8 +62,14 @@ class Embed(m.Generator2):
         mants = [data_reg(m.Bits[bits], f"mant{j}", enable=True) for j in range(L)]
         exps = [data_reg(m.Bits[EXP_BITS], f"exp{j}", enable=True) for j in range(L)]
 
+        # the pipeline (EMBED_PIPELINE): a valid bit per stage; a stage takes the one before's
+        # element when it is empty or its own moves on
         o_free = ~o_valid.O | io.O.ready
-        step = held.O & o_free                    # lane `lane` moves to O
+        pv = [ctrl_reg(m.Bit, f"{st}_valid") for st in EMBED_PIPELINE[:-1]]
+        free = [o_free]
+        for v in reversed(pv):
+            free.insert(0, ~v.O | free[0])
+        step = held.O & free[0]                   # lane `lane` steps out into "pick"
         last_beat = beat.O == (B - 1)
         lane_end = m.mux([lane.O == (L - 1), lane.O == (tail - 1)], last_beat) if B > 1 else (lane.O == (tail - 1))
         beat_done = step & lane_end
@@ -75,13 +81,30 @@ class Embed(m.Generator2):
             load_when(exps[j], w_fire, io.W.data.exp[j])
         mant = select([r.O for r in mants], lane.O)
         exp = select([r.O for r in exps], lane.O)
+        # pick: the lane's mantissa (64 bits, like the golden model's int64) and k = e + F
+        neg, amt = _shift_amount(exp, ACT_FRAC)
+        moves = [step] + [v.O & f for v, f in zip(pv, free[1:])]    # stage i's element moves on
+        for i, v in enumerate(pv):
+            v.I @= moves[i] | (v.O & ~free[i + 1])
+        vals = [_hold(m.sext_to(m.sint(mant), ACC_BITS), "pick_m", moves[0]),
+                _hold(neg, "pick_neg", moves[0]), _hold(amt, "pick_amt", moves[0])]
+        # shift_hi, shift_lo: MatVec's two-step shifter
+        p_, n_, a_ = vals
+        lo = SHIFT_BITS // 2
+        hi_amt = m.uint(m.concat(m.bits(0, lo), m.bits(a_)[lo:]))
+        sh = _hold(_shift(p_, n_, hi_amt), "sh", moves[1])
+        sh_neg, sh_amt = _hold(n_, "sh_neg", moves[1]), _hold(m.uint(m.bits(a_)[:lo]), "sh_amt", moves[1])
+        u = _hold(_shift(sh, sh_neg, sh_amt), "u", moves[2])
+        u_neg = _hold(sh_neg, "u_neg", moves[2])
+        element = units.sat(_round_half(u, u_neg), ACT_BITS)
+        o_take = moves[3]                         # "out": into the O register
 
         zero_lane = m.uint(0, len(lane.O))
         held.I @= w_fire | (held.O & ~beat_done)
         lane.I @= m.mux([lane.O, m.mux([lane.O + 1, zero_lane], lane_end)], step)
         beat.I @= m.mux([beat.O, m.mux([beat.O + 1, m.uint(0, len(beat.O))], last_beat)], beat_done)
-        o_valid.I @= step | (o_valid.O & ~io.O.ready) if mutant != "drop_stalled" else step
-        load_when(o_data, step, m.bits(element(mant, exp)))
+        o_valid.I @= o_take | (o_valid.O & ~io.O.ready) if mutant != "drop_stalled" else o_take
+        load_when(o_data, o_take, m.bits(element))
 
         io.W.ready @= w_ready
         io.O.valid @= o_valid.O
@@ -105,10 +128,12 @@ class Embed(m.Generator2):
             p.lines.append(f"always @(posedge {p.clk}) if ({p.rst}) {f_elem} <= 0; "
                            f"else if ({p.sig(step)}) {f_elem} <= ({f_elem} == {dim - 1}) ? 0 : {f_elem} + 1'b1;")
             p.assert_(f"{f_elem} == {bt} * {L} + {ln}")
-            # one O beat per element moved: steps minus O transfers is O.valid
+            # one O beat per element stepped out: steps minus O transfers is the elements in
+            # the pipeline (its valid bits and O.valid)
             f_steps = p.counter(p.sig(step), 4, "steps")
             f_out = p.counter(o["fire"], 4, "out")
-            p.assert_(f"({f_steps} - {f_out}) == ({o['valid']} ? 4'd1 : 4'd0)")
+            inflight = " + ".join(f"({p.sig(v.O)} ? 4'd1 : 4'd0)" for v in pv)
+            p.assert_(f"({f_steps} - {f_out}) == {inflight} + ({o['valid']} ? 4'd1 : 4'd0)")
             # a whole vector delivered (its last element leaves O), then the next row's first beat
             done = p.sticky(f"{o['fire']} && {f_elem} == 0", "vector_done")
             p.cover(f"{done} && {w['fire']}")

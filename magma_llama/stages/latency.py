@@ -11,6 +11,14 @@ from __future__ import annotations
 
 ARGMAX_LATENCY = 2    # Argmax: the input skid's register, then the O register
 
+EMBED_PIPELINE = (    # Embed (stages/embed.py): a lane's way from the held W beat to O
+    "pick",       # the lane's mantissa and shift amount, out of the held beat's L lanes
+    "shift_hi",   # shifted by the amount's high bits (left, or right by -k-1)
+    "shift_lo",   # ... and by its low bits
+    "out",        # the rounding half added, saturated: the O register
+)
+EMBED_LATENCY = len(EMBED_PIPELINE)     # cycles from a lane's step to its O beat
+
 ADD_LEVELS = 2        # adder-tree levels between two pipeline registers (two 64-bit adds)
 MATVEC_PIPELINE = (
     "read",       # the beat's weights registered; the lane memories read x at the same edge

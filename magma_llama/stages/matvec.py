@@ -90,10 +90,11 @@ def _hold(value, name: str, en):
     return r.O
 
 
-def _shift_amount(exp):
-    """(neg, amount) of k = exp + MATVEC_EXTRA: a left shift by k, or (neg) a right shift by
+def _shift_amount(exp, extra: int = MATVEC_EXTRA):
+    """(neg, amount) of k = exp + extra: a left shift by k, or (neg) a right shift by
     -k - 1 = ~k before the rounding step; SHIFT_BITS bits (the W stream's contract)."""
-    k = m.sext_to(m.sint(exp), K_BITS) + m.sint(MATVEC_EXTRA, K_BITS)
+    assert max(EXP_MAX + extra, -(EXP_MIN + extra) - 1) < (1 << SHIFT_BITS) and extra < (1 << (K_BITS - 2))
+    k = m.sext_to(m.sint(exp), K_BITS) + m.sint(extra, K_BITS)
     neg = k[K_BITS - 1]
     amount = m.mux([m.bits(k), m.bits(~k)], neg)[:SHIFT_BITS]
     return neg, m.uint(amount)
