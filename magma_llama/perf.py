@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from magma_llama.decoder.weight_port import PortLayout, weight_bits_per_token
 from magma_llama.io.checkpoint import Config
-from magma_llama.stages.latency import ARGMAX_LATENCY, EMBED_LATENCY, matvec_latency
+from magma_llama.stages.latency import ARGMAX_LATENCY, EMBED_LATENCY, ROPE_LATENCY, matvec_latency
 
 # --- fixed costs per op (cycles), measured on the RTL's op counters -----------------------
 OP_STEP = 1            # IDLE with the next token already there: the one cycle of the op itself
@@ -37,7 +37,8 @@ MATVEC_TAIL = 1        # a MatVec op takes its first word in its first cycle; af
                        # (stages/latency.matvec_latency), then the op's last-result cycle
 STAGE_TAIL = 1         # one more registered unit behind MatVec (Residual, SwiGLU); Argmax: ARGMAX_LATENCY
 SWIGLU_IN = 1          # W3: SwiGLU's operands pass a register stage into its clock domain
-ROPE_TAIL = 2          # RoPE behind MatVec (Q, K): its pair buffer holds one element back
+ROPE_TAIL = ROPE_LATENCY + 1  # RoPE behind MatVec (Q, K): the last pair's pipeline (stages/latency.ROPE_PIPELINE),
+                              # out0 into O, then out1 from the spare
 NORM_TAIL = 2          # RmsNorm (vector already loaded): SCALE, then the output register
 ATT_FIXED = 5          # ATT beyond pos + 1 positions and dim outputs: the readers start, the rows' register
                        # stage (Pipe), V one cycle behind K, recip, the first output's register

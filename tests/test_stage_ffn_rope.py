@@ -27,6 +27,7 @@ from magma_llama import paths
 from magma_llama.golden import stages as G
 from magma_llama.numerics.fixed import ACT_BITS, ACT_FRAC, ACT_MAX, ACT_MIN, I64
 from magma_llama.numerics.tables import rope_tables
+from magma_llama.stages.latency import ROPE_PIPELINE
 from tests.streams_sim import Sim, check_protocol, check_zip_with, once_per_test_run, source_prefix
 
 CYCLES = 2000
@@ -262,7 +263,8 @@ def _check_rope(s, label, run):
     fi, fo = _fires(run, f"{label}_I"), _fires(run, f"{label}_O")
     pos_at = [r[f"{label}_pos"] for r, f in zip(run.rows, fi) if f]
     outs = np.array([_signed(v) for v in run.transfers(f"{label}_O")], I64)
-    assert 0 <= len(ins) - len(outs) <= 3, f"{label}: {len(ins) - len(outs)} elements held"
+    held = 3 + 2 * len(ROPE_PIPELINE)           # v0, O, the spare and a pair in every stage
+    assert 0 <= len(ins) - len(outs) <= held, f"{label}: {len(ins) - len(outs)} elements held"
     heads = -(-len(outs) // HS)
     want, head_pos = [], []
     for h in range(heads):
@@ -276,16 +278,26 @@ def _check_rope(s, label, run):
     want = np.concatenate(want)[:len(outs)] if want else np.zeros(0, I64)
     bad = np.flatnonzero(outs != want)
     assert bad.size == 0, f"{label} seed {run.seed:#x}: element {bad[:1]} gave {outs[bad[:1]]}, golden {want[bad[:1]]}"
-    taken = gone = 0
+    # the stage's cycle model: a pair (v0 held, v1 taken) enters the pipeline's first stage when
+    # it is free; each stage takes the pair before it when empty or moving on; the last pair
+    # leaves into O (out0) and the spare (out1) when the spare is empty and O is free
+    taken = 0
+    stages = [False] * len(ROPE_PIPELINE)
+    ov = sv = False
     for t, r in enumerate(run.rows):
         k = f"{label}_"
-        pend = 2 * (taken // 2) - gone           # out0/out1 formed and not yet sent
-        assert r[k + "O_valid"] == (pend > 0), f"{label}: O.valid wrong at cycle {t}"
+        o_free = not ov or r[k + "O_ready"]
+        free = [not sv and o_free]
+        for v in reversed(stages):
+            free.insert(0, not v or free[0])
+        assert r[k + "O_valid"] == ov, f"{label}: O.valid wrong at cycle {t}"
         even = taken % 2 == 0
-        ready = even or pend == 0 or (pend == 1 and r[k + "O_ready"])
-        assert r[k + "I_ready"] == ready, f"{label}: I.ready wrong at cycle {t}"
+        assert r[k + "I_ready"] == (even or free[0]), f"{label}: I.ready wrong at cycle {t}"
+        moves = [bool(fi[t]) and not even] + [v and f for v, f in zip(stages, free[1:])]
+        stages = [moves[i] or (v and not free[i + 1]) for i, v in enumerate(stages)]
+        leave, spare_moves = moves[-1], sv and o_free
+        ov, sv = leave or spare_moves or (ov and not r[k + "O_ready"]), leave or (sv and not o_free)
         taken += fi[t]
-        gone += fo[t]
     return outs, head_pos
 
 

@@ -29,6 +29,7 @@ from magma_llama.stages import units
 from magma_llama.stages.latency import EMBED_PIPELINE
 from magma_llama.stages.matvec import (SHIFT_BITS, WeightBeat, _hold, _round_half, _shift, _shift_amount,
                                        beats_per_row)
+from magma_llama.stages.pipeline import Stalled
 from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg, load_when, select
 from magma_llama.streams.types import StreamIn, StreamOut, clog2
 
@@ -65,11 +66,8 @@ class Embed(m.Generator2):
         # the pipeline (EMBED_PIPELINE): a valid bit per stage; a stage takes the one before's
         # element when it is empty or its own moves on
         o_free = ~o_valid.O | io.O.ready
-        pv = [ctrl_reg(m.Bit, f"{st}_valid") for st in EMBED_PIPELINE[:-1]]
-        free = [o_free]
-        for v in reversed(pv):
-            free.insert(0, ~v.O | free[0])
-        step = held.O & free[0]                   # lane `lane` steps out into "pick"
+        pipe = Stalled(EMBED_PIPELINE[:-1], o_free)      # "out" is the O register itself
+        step = held.O & pipe.free[0]              # lane `lane` steps out into "pick"
         last_beat = beat.O == (B - 1)
         lane_end = m.mux([lane.O == (L - 1), lane.O == (tail - 1)], last_beat) if B > 1 else (lane.O == (tail - 1))
         beat_done = step & lane_end
@@ -83,9 +81,7 @@ class Embed(m.Generator2):
         exp = select([r.O for r in exps], lane.O)
         # pick: the lane's mantissa (64 bits, like the golden model's int64) and k = e + F
         neg, amt = _shift_amount(exp, ACT_FRAC)
-        moves = [step] + [v.O & f for v, f in zip(pv, free[1:])]    # stage i's element moves on
-        for i, v in enumerate(pv):
-            v.I @= moves[i] | (v.O & ~free[i + 1])
+        moves = pipe.feed(step)
         vals = [_hold(m.sext_to(m.sint(mant), ACC_BITS), "pick_m", moves[0]),
                 _hold(neg, "pick_neg", moves[0]), _hold(amt, "pick_amt", moves[0])]
         # shift_hi, shift_lo: MatVec's two-step shifter
@@ -132,8 +128,7 @@ class Embed(m.Generator2):
             # the pipeline (its valid bits and O.valid)
             f_steps = p.counter(p.sig(step), 4, "steps")
             f_out = p.counter(o["fire"], 4, "out")
-            inflight = " + ".join(f"({p.sig(v.O)} ? 4'd1 : 4'd0)" for v in pv)
-            p.assert_(f"({f_steps} - {f_out}) == {inflight} + ({o['valid']} ? 4'd1 : 4'd0)")
+            p.assert_(f"({f_steps} - {f_out}) == {pipe.count(p, 4)} + ({o['valid']} ? 4'd1 : 4'd0)")
             # a whole vector delivered (its last element leaves O), then the next row's first beat
             done = p.sticky(f"{o['fire']} && {f_elem} == 0", "vector_done")
             p.cover(f"{done} && {w['fire']}")

@@ -19,6 +19,14 @@ EMBED_PIPELINE = (    # Embed (stages/embed.py): a lane's way from the held W be
 )
 EMBED_LATENCY = len(EMBED_PIPELINE)     # cycles from a lane's step to its O beat
 
+ROPE_PIPELINE = (     # RoPE (stages/rope.py): a pair's way from v1's transfer to out0 in O
+    "pair",       # v0, v1, cos and sin registered together
+    "partials",   # the four products' DSP-tile partial products (units.partial_products)
+    "products",   # v0*c, v1*s, v0*s, v1*c: the partials added
+    "sums",       # v0*c - v1*s and v0*s + v1*c
+)
+ROPE_LATENCY = len(ROPE_PIPELINE) + 1   # v1's transfer to out0's O.valid (then rshr + sat into O)
+
 ADD_LEVELS = 2        # adder-tree levels between two pipeline registers (two 64-bit adds)
 MATVEC_PIPELINE = (
     "read",       # the beat's weights registered; the lane memories read x at the same edge
