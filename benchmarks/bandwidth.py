@@ -28,6 +28,7 @@ on them), written once under build/perf/.
   .venv/bin/python benchmarks/bandwidth.py [--models stories260K stories15M] [--lanes 4 16 64]
       [--weights w8 w16 w24] [--positions N] [--latency 2] [--bytes-per-cycle 0] [--jobs 1]
       [--speed-repeats 3] [--quick] [--ops] [--json] [--from-json FILE...]
+      [--synth stages|decoder [--synth-seeds N] [--freq MHZ] [--synth-timeout MIN]]
 """
 
 from __future__ import annotations
@@ -143,7 +144,7 @@ def time_alone(job: dict, row: dict, repeats: int) -> dict:
             "sim_timed": f"alone, fastest of {repeats}"}
 
 
-def clock(row: dict, what: str, seeds: int | None, freq: float) -> dict:
+def clock(row: dict, what: str, seeds: int | None, freq: float, timeout_min: float | None = None) -> dict:
     """The point's Fmax from `magma-llama synth` (see the module docstring), tok/s at it and the
     weight-port bandwidth that needs."""
     from magma_llama.commands import synth
@@ -156,7 +157,8 @@ def clock(row: dict, what: str, seeds: int | None, freq: float) -> dict:
     cfg = read_header(str(checkpoint_path(row["model"])))
     bits = WEIGHT_FORMATS[row["weights"]]
     targets = synth.resolve([synth.DECODER] if what == "decoder" else [], cfg, row["lanes"], bits, seeds)
-    results = [(t, ecp5.run(t.verilog, t.top, list(range(1, t.seeds + 1)), freq)) for t in targets]
+    timeout = timeout_min * 60 if timeout_min else None
+    results = [(t, ecp5.run(t.verilog, t.top, list(range(1, t.seeds + 1)), freq, timeout=timeout)) for t in targets]
     unplaced = [t.name for t, r in results if r.fmax_mhz is None]
     if unplaced:
         fmax, source = None, f"{', '.join(unplaced)} not placed: " + "; ".join(
@@ -247,6 +249,8 @@ def main(argv=None) -> int:
                     "whole decoder's post-route Fmax: magma-llama synth, cached), tok/s at it and the port GB/s")
     ap.add_argument("--synth-seeds", type=int, default=None, help="placer seeds per design (synth's default)")
     ap.add_argument("--freq", type=float, default=150.0, help="synth's target clock, MHz (default 150)")
+    ap.add_argument("--synth-timeout", type=float, default=None, metavar="MIN",
+                    help="stop a tool run after MIN minutes: that design counts as not placed (default: none)")
     ap.add_argument("--json", action="store_true", help="print one JSON list instead of the table")
     ap.add_argument("-v", "--verbose", action="store_true", help="build progress on stderr")
     ap.add_argument("--from-json", nargs="+", metavar="FILE", help="print the table of earlier --json runs")
@@ -275,7 +279,7 @@ def main(argv=None) -> int:
     # simulation speed: each point again, one at a time, once every build is done
     rows = [time_alone(j, r, a.speed_repeats) for j, r in zip(jobs, rows)]
     if a.synth:
-        rows = [clock(r, a.synth, a.synth_seeds, a.freq) for r in rows]
+        rows = [clock(r, a.synth, a.synth_seeds, a.freq, a.synth_timeout) for r in rows]
     if a.json:
         print(json.dumps(rows, indent=1))
         return 0
