@@ -11,8 +11,8 @@ A W beat is held in a register and its lanes step out one per cycle; the padding
 the last beat are skipped.  A lane's element is formed in a pipeline of
 `stages/latency.EMBED_PIPELINE`: the lane's mantissa and shift amount picked out of the
 beat, the shift in two registered halves (MatVec's shifter: a left shift, or a right
-shift by -k-1 before the rounding half), then the rounding half and the saturation into
-the `O` register.  Each stage holds while the one after it is full and not moving (a
+shift by -k-1 before the rounding half), the rounding half, then the saturation into the
+`O` register.  Each stage holds while the one after it is full and not moving (a
 valid bit per stage), so `O.ready` stalls it without losing a beat.  The next W beat is
 taken in the cycle its predecessor's last lane steps out, so a valid W stream gives one O
 beat per cycle (L cycles per W beat); an element reaches `O` `EMBED_LATENCY` cycles after
@@ -92,8 +92,9 @@ class Embed(m.Generator2):
         sh_neg, sh_amt = _hold(n_, "sh_neg", moves[1]), _hold(m.uint(m.bits(a_)[:lo]), "sh_amt", moves[1])
         u = _hold(_shift(sh, sh_neg, sh_amt), "u", moves[2])
         u_neg = _hold(sh_neg, "u_neg", moves[2])
-        element = units.sat(_round_half(u, u_neg), ACT_BITS)
-        o_take = moves[3]                         # "out": into the O register
+        rounded = _hold(_round_half(u, u_neg), "rounded", moves[3])
+        element = units.sat(rounded, ACT_BITS)
+        o_take = moves[4]                         # "out": into the O register
 
         zero_lane = m.uint(0, len(lane.O))
         held.I @= w_fire | (held.O & ~beat_done)

@@ -15,7 +15,8 @@ EMBED_PIPELINE = (    # Embed (stages/embed.py): a lane's way from the held W be
     "pick",       # the lane's mantissa and shift amount, out of the held beat's L lanes
     "shift_hi",   # shifted by the amount's high bits (left, or right by -k-1)
     "shift_lo",   # ... and by its low bits
-    "out",        # the rounding half added, saturated: the O register
+    "round",      # the rounding half added (a 64-bit carry chain)
+    "out",        # saturated: the O register
 )
 EMBED_LATENCY = len(EMBED_PIPELINE)     # cycles from a lane's step to its O beat
 
