@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 CONTRACT = {"name", "lut", "ff", "dsp", "bram", "fmax_mhz", "seeds", "seconds"}
 ROW_KEYS = CONTRACT | {"module", "instances", "dram", "carry", "fmax_seeds", "critical_path", "fits", "reason",
-                       "tool_seconds", "cached"}
+                       "tool_seconds", "cached", "port_registers"}
 
 
 @pytest.fixture(scope="session")
@@ -112,6 +112,37 @@ def test_more_dsps_than_the_device_has_is_reported_not_raised(tmp_path):
     assert not r.fits and r.fmax_mhz is None and r.fmax_seeds == []
     assert f"{n} MULT18X18D, the device has 156" in r.reason and "nextpnr" in r.reason
     assert len(r.placements) == 1                          # a second seed would not fit either
+
+
+# a product straight from the ports into a register: out of context no register-to-register path
+COMB = """module Dut (
+  input         CLK,
+                RESET,
+  input  [15:0] A,
+                B,
+  input  [1:0][3:0] C,
+  output [31:0] P
+);
+  reg [31:0] p;
+  always @(posedge CLK) p <= RESET ? 32'h0 : A * B + C;
+  assign P = p;
+endmodule
+"""
+
+
+def test_registered_ports_time_the_paths_from_the_ports(tmp_path):
+    from magma_llama.verilog.modules import ports, registered_ports
+    assert ports(COMB, "Dut") == [("input", "", "CLK"), ("input", "", "RESET"), ("input", "[15:0]", "A"),
+                                  ("input", "[15:0]", "B"), ("input", "[1:0][3:0]", "C"),
+                                  ("output", "[31:0]", "P")]
+    text, top, bits = registered_ports(COMB, "Dut")
+    assert top == "Dut_ports" and bits == 1 + 16 + 16 + 8 + 32
+    bare = ecp5.run(COMB, "Dut", [1], 150, root=tmp_path)
+    wrapped = ecp5.run(text, top, [1], 150, root=tmp_path)
+    assert bare.fits and bare.fmax_mhz is None              # only the port-to-register path: untimed
+    assert wrapped.fits and wrapped.fmax_mhz is not None    # the same path between registers
+    assert wrapped.synth.count("dsp") == bare.synth.count("dsp") == 1
+    assert wrapped.synth.count("ff") >= bare.synth.count("ff") + bits - 8    # (yosys may merge a few)
 
 
 def test_decoder_units_resolve_by_folded_instance_name(build, monkeypatch, stories260k):

@@ -68,6 +68,9 @@ def register(subparsers) -> None:
                    help=f"target clock for timing-driven place-and-route, MHz (default {DEFAULT_FREQ:g})")
     p.add_argument("--timeout", type=_positive_float, default=None, metavar="MIN",
                    help="stop a tool run after MIN minutes and report the design as not placed (default: none)")
+    p.add_argument("--registered-ports", action="store_true",
+                   help="put a register on every port but the clock (a wrapper <module>_ports), so that the "
+                        "paths from and to the ports are timed too; the counts include those registers")
     p.add_argument("--json", action="store_true", help="print one JSON list of rows on stdout")
     p.add_argument("-j", "--jobs", type=_int_at_least(1, "jobs"), default=1,
                    help="designs run at once (default 1: each tool is heavy)")
@@ -192,6 +195,13 @@ class Target:
     instances: int = 1              # how many the decoder has (1 for a table design and the decoder)
     seeds: int = STAGE_SEEDS
     where: str = "table"            # "decoder", "unit" or "table"
+    port_bits: int = 0              # registers added on the ports (--registered-ports)
+
+    def with_registered_ports(self) -> "Target":
+        from dataclasses import replace
+        from magma_llama.verilog.modules import registered_ports
+        text, top, bits = registered_ports(self.verilog, self.top)
+        return replace(self, verilog=text, top=top, port_bits=bits)
 
 
 def decoder_units(rtl: DecoderRtl) -> dict[str, tuple[str, int, str]]:
@@ -243,7 +253,7 @@ def row(t: Target, r) -> dict:
             "dram": s.count("dram"), "carry": s.count("carry"),
             "fmax_mhz": None if r.fmax_mhz is None else round(r.fmax_mhz, 2),
             "fmax_seeds": [round(f, 2) for f in r.fmax_seeds], "seeds": t.seeds,
-            "critical_path": r.critical_path, "fits": r.fits, "reason": r.reason,
+            "critical_path": r.critical_path, "fits": r.fits, "reason": r.reason, "port_registers": t.port_bits,
             "seconds": round(r.seconds, 2), "tool_seconds": round(r.tool_seconds, 1), "cached": r.cached}
 
 
@@ -264,6 +274,11 @@ def cmd_synth(args) -> int:
     bar = Bar("synth", None, unit="")
     bar.update(0, force=True, note="elaborating...")
     targets = resolve(args.names, cfg, args.lanes, bits, args.seeds)
+    if args.registered_ports:
+        try:
+            targets = [t.with_registered_ports() for t in targets]
+        except ValueError as e:
+            raise MagmaLlamaError(f"--registered-ports: {e}") from None
     if any(t.where == "decoder" for t in targets) and args.seeds is None:
         print(f"note: {DECODER}: {DECODER_SEEDS} placer seed (the default for the whole decoder; --seeds N for more)",
               file=sys.stderr)
