@@ -28,7 +28,7 @@ before they are added, the shifter is two registered halves, and the adder tree 
 (`Y` is its output); a row's last beat is taken only while the FIFO has room for every
 row already in the pipeline (a credit count, `owed`), so nothing inside ever waits and
 `W.ready` does not depend on `Y.ready`.  `W.ready` is itself a flip-flop, worked out a
-cycle ahead from the control registers' next values (and so is the row's-last-beat flag),
+cycle ahead from the control registers' next values (and so are X.ready, the row's-last-beat flag and Y.valid),
 so a W transfer's fan-out starts at a register.  One W beat is taken per cycle while W is valid,
 except on a row's last beat when the FIFO has no room, and for one cycle when a matrix
 starts on a vector that has already served one (the bank is released, or kept with
@@ -201,10 +201,20 @@ class MatVec(m.Generator2):
         # vectors are used in the order they load: a new load fills cbank if it is free, else
         # the other bank (the one the rows move to next)
         other = ~cbank.O
-        taken = [full[k].O | pend[k].O for k in range(2)]     # full, as the loads see it
-        pick = m.mux([cbank.O, other], m.mux(taken, cbank.O))
-        target = m.mux([pick, lbank.O], mid.O)
-        x_ready = ~m.mux(taken, target)
+
+        def load_of(full_v, pend_v, cbank_v, lbank_v, mid_v):
+            """(the bank a load writes, X.ready) from the control state (lists: a value per bank):
+            a bank pending full is full as the loads see it"""
+            taken = [f | q for f, q in zip(full_v, pend_v)]
+            pick = m.mux([cbank_v, ~cbank_v], m.mux(taken, cbank_v))
+            target_v = m.mux([pick, lbank_v], mid_v)
+            return target_v, ~m.mux(taken, target_v)
+
+        target, _ = load_of([r.O for r in full], [r.O for r in pend], cbank.O, lbank.O, mid.O)
+        # X.ready is a flip-flop, worked out a cycle ahead like W.ready (below); after reset every
+        # bank is free, so it resets to 1
+        x_ready_q = ctrl_reg(m.Bit, "x_ready", init=1)
+        x_ready = x_ready_q.O
         load_fire = io.X.valid & x_ready
         wide_fire = io.XN.valid & x_ready if wide else m.bit(0)
         any_load = load_fire | wide_fire
@@ -380,11 +390,12 @@ class MatVec(m.Generator2):
         load_done = any_load & last_load
         n_beats = (m.zext_to(load_len, cw + 1) + (L - 1)) >> m.uint(L.bit_length() - 1, cw + 1)
         load_last_beat = m.uint(m.bits(n_beats - 1)[:len(beat.O)])      # < B: no bit is lost
-        full_next, blast_next = [], []
+        full_next, blast_next, pend_next = [], [], []
         for k in range(2):
             filled = load_done & (target == k)
             emptied = release & (cbank.O == k)
             pend[k].I @= filled
+            pend_next.append(filled)
             full_next.append((full[k].O & ~emptied) | pend[k].O)
             full[k].I @= full_next[k]
             if dynamic:
@@ -394,8 +405,11 @@ class MatVec(m.Generator2):
         cbank.I @= cbank_next
         stale_next = m.mux([stale.O & ~turn, m.bit(1)], end_matrix)
         stale.I @= stale_next
-        lbank.I @= m.mux([lbank.O, target], any_load)
-        mid.I @= m.mux([mid.O, ~last_load], any_load)
+        lbank_next = m.mux([lbank.O, target], any_load)
+        lbank.I @= lbank_next
+        mid_next = m.mux([mid.O, ~last_load], any_load)
+        mid.I @= mid_next
+        x_ready_q.I @= load_of(full_next, pend_next, cbank_next, lbank_next, mid_next)[1]
         left.I @= m.mux([left.O, left_now - step(cw)], any_load)
         beat_next = m.mux([beat.O, m.mux([beat.O + 1, m.uint(0, len(beat.O))], last_beat)], w_fire)
         beat.I @= beat_next
@@ -436,6 +450,8 @@ class MatVec(m.Generator2):
                                      [b.O for b in blast], owed.O != depth)
             p.assert_(f"{p.sig(w_ready)} == ({p.sig(r_now)})")
             p.assert_(f"{p.sig(y_valid)} == ({p.sig(y_count.O)} != 0)")
+            _, x_now = load_of([r.O for r in full], [r.O for r in pend], cbank.O, lbank.O, mid.O)
+            p.assert_(f"{p.sig(x_ready)} == ({p.sig(x_now)})")
             p.assert_(f"!({cb} ? {f1} : {f0}) || {p.sig(last_beat)} == ({p.sig(lb_now)})")
             # the counters stay in range; a stale bank is full and no matrix is half done
             p.assert_(f"!{md} || ({lf} != 0 && {lf} < {cols})")
