@@ -27,9 +27,8 @@ from magma_llama.numerics.fixed import ACC_BITS, ACT_BITS, ACT_FRAC
 from magma_llama.numerics.weights import EXP_BITS
 from magma_llama.stages import units
 from magma_llama.stages.latency import EMBED_PIPELINE
-from magma_llama.stages.matvec import (SHIFT_BITS, WeightBeat, _hold, _round_half, _shift, _shift_amount,
-                                       beats_per_row)
-from magma_llama.stages.pipeline import Stalled
+from magma_llama.stages.matvec import SHIFT_BITS, WeightBeat, _round_half, _shift, _shift_amount, beats_per_row
+from magma_llama.stages.pipeline import Stalled, hold
 from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg, load_when, select
 from magma_llama.streams.types import StreamIn, StreamOut, clog2
 
@@ -82,17 +81,17 @@ class Embed(m.Generator2):
         # pick: the lane's mantissa (64 bits, like the golden model's int64) and k = e + F
         neg, amt = _shift_amount(exp, ACT_FRAC)
         moves = pipe.feed(step)
-        vals = [_hold(m.sext_to(m.sint(mant), ACC_BITS), "pick_m", moves[0]),
-                _hold(neg, "pick_neg", moves[0]), _hold(amt, "pick_amt", moves[0])]
+        vals = [hold(m.sext_to(m.sint(mant), ACC_BITS), "pick_m", moves[0]),
+                hold(neg, "pick_neg", moves[0]), hold(amt, "pick_amt", moves[0])]
         # shift_hi, shift_lo: MatVec's two-step shifter
         p_, n_, a_ = vals
         lo = SHIFT_BITS // 2
         hi_amt = m.uint(m.concat(m.bits(0, lo), m.bits(a_)[lo:]))
-        sh = _hold(_shift(p_, n_, hi_amt), "sh", moves[1])
-        sh_neg, sh_amt = _hold(n_, "sh_neg", moves[1]), _hold(m.uint(m.bits(a_)[:lo]), "sh_amt", moves[1])
-        u = _hold(_shift(sh, sh_neg, sh_amt), "u", moves[2])
-        u_neg = _hold(sh_neg, "u_neg", moves[2])
-        rounded = _hold(_round_half(u, u_neg), "rounded", moves[3])
+        sh = hold(_shift(p_, n_, hi_amt), "sh", moves[1])
+        sh_neg, sh_amt = hold(n_, "sh_neg", moves[1]), hold(m.uint(m.bits(a_)[:lo]), "sh_amt", moves[1])
+        u = hold(_shift(sh, sh_neg, sh_amt), "u", moves[2])
+        u_neg = hold(sh_neg, "u_neg", moves[2])
+        rounded = hold(_round_half(u, u_neg), "rounded", moves[3])
         element = units.sat(rounded, ACT_BITS)
         o_take = moves[4]                         # "out": into the O register
 

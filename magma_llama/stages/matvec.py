@@ -44,9 +44,10 @@ import magma as m
 from magma_llama.numerics.fixed import ACC_BITS, ACT_BITS, ACT_MAX, ACT_MIN, MATVEC_EXTRA
 from magma_llama.numerics.weights import EXP_BITS, EXP_MAX, EXP_MIN, WEIGHT_FORMATS
 from magma_llama.stages.latency import ADD_LEVELS, MATVEC_PIPELINE, matvec_latency, matvec_y_depth, tree_stages
+from magma_llama.stages.pipeline import hold
 from magma_llama.stages.sram import memory
 from magma_llama.stages.units import partial_products, sum_partials
-from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg, load_when
+from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg
 from magma_llama.streams.types import StreamIn, StreamOut, clog2
 
 ACT = m.Bits[ACT_BITS]
@@ -74,20 +75,6 @@ def beats_per_row(cols: int, lanes: int) -> int:
 def latency(lanes: int) -> int:
     """Cycles from a row's last W transfer to its Y beat's first valid cycle (stages/latency.py)."""
     return matvec_latency(lanes)
-
-
-def _hold(value, name: str, en):
-    """value registered, of its own kind (SInt/UInt/Bits/Bit): loading when en, or (en None) every
-    cycle.  An enable lets a simulator skip the stage's arithmetic in idle cycles; the first
-    stage loads every cycle, so W.ready's fan-out reaches no clock enables."""
-    T = m.Bit if isinstance(value, m.Digital) else (
-        m.SInt if isinstance(value, m.SInt) else m.UInt if isinstance(value, m.UInt) else m.Bits)[len(value)]
-    r = data_reg(T, name, enable=en is not None)
-    if en is None:
-        r.I @= value
-    else:
-        load_when(r, en, value)
-    return r.O
 
 
 def _shift_amount(exp, extra: int = MATVEC_EXTRA):
@@ -240,13 +227,13 @@ class MatVec(m.Generator2):
         # the rows' read address, registered every cycle (no enable): in stage "read" it names the
         # beat taken in the cycle before, and the lane memories (distributed RAM) read it then;
         # nothing of W.ready reaches the memories
-        raddr = _hold(m.concat(m.bits(beat.O), m.bits([cbank.O])), "rd_addr", None)
+        raddr = hold(m.concat(m.bits(beat.O), m.bits([cbank.O])), "rd_addr", None)
         # the write stage: enables, address and data registered, the lane's word picked after them
-        waddr_q = _hold(waddr, "wr_addr", None)
-        xd_q = _hold(io.X.data, "wr_x", None)
+        waddr_q = hold(waddr, "wr_addr", None)
+        xd_q = hold(io.X.data, "wr_x", None)
         if wide:
-            xn_q = [_hold(io.XN.data[i], f"wr_xn{i}", None) for i in range(wide)]
-            wide_q = _hold(wide_fire, "wr_wide", None)
+            xn_q = [hold(io.XN.data[i], f"wr_xn{i}", None) for i in range(wide)]
+            wide_q = hold(wide_fire, "wr_wide", None)
         xs = []
         for j in range(L):
             we, wdata = load_fire & (load_lane.O == j), xd_q
@@ -301,10 +288,10 @@ class MatVec(m.Generator2):
 
         advance("read")
         en = None
-        mants = [_hold(m.sint(io.W.data.mant[j]), f"read_m{j}", en) for j in range(L)]
+        mants = [hold(m.sint(io.W.data.mant[j]), f"read_m{j}", en) for j in range(L)]
         shifts = [_shift_amount(io.W.data.exp[j]) for j in range(L)]
-        negs = [_hold(n, f"read_neg{j}", en) for j, (n, _) in enumerate(shifts)]
-        amts = [_hold(a, f"read_amt{j}", en) for j, (_, a) in enumerate(shifts)]
+        negs = [hold(n, f"read_neg{j}", en) for j, (n, _) in enumerate(shifts)]
+        amts = [hold(a, f"read_amt{j}", en) for j, (_, a) in enumerate(shifts)]
         en = advance("x")
         zero = m.bits(0, ACT_BITS)
         xq = []
@@ -314,52 +301,52 @@ class MatVec(m.Generator2):
                 x = m.mux([x, zero], last[-2])
             if formal:     # the properties are the control's: z3 need not carry the products
                 x = zero
-            xq.append(_hold(m.sint(x), f"x{j}", en))
-        mants = [_hold(v, f"x_m{j}", en) for j, v in enumerate(mants)]
-        negs = [_hold(v, f"x_neg{j}", en) for j, v in enumerate(negs)]
-        amts = [_hold(v, f"x_amt{j}", en) for j, v in enumerate(amts)]
+            xq.append(hold(m.sint(x), f"x{j}", en))
+        mants = [hold(v, f"x_m{j}", en) for j, v in enumerate(mants)]
+        negs = [hold(v, f"x_neg{j}", en) for j, v in enumerate(negs)]
+        amts = [hold(v, f"x_amt{j}", en) for j, v in enumerate(amts)]
         en = advance("partials")
         parts = []
         for j in range(L):
             pp = partial_products(mants[j], xq[j])
-            parts.append([(sh, _hold(p, f"pp{j}_{i}", en)) for i, (sh, p) in enumerate(pp)])
-        negs = [_hold(v, f"pp_neg{j}", en) for j, v in enumerate(negs)]
-        amts = [_hold(v, f"pp_amt{j}", en) for j, v in enumerate(amts)]
+            parts.append([(sh, hold(p, f"pp{j}_{i}", en)) for i, (sh, p) in enumerate(pp)])
+        negs = [hold(v, f"pp_neg{j}", en) for j, v in enumerate(negs)]
+        amts = [hold(v, f"pp_amt{j}", en) for j, v in enumerate(amts)]
         en = advance("product")
         p_bits = bits + ACT_BITS
-        prods = [_hold(sum_partials(parts[j], p_bits), f"p{j}", en) for j in range(L)]
-        negs = [_hold(v, f"p_neg{j}", en) for j, v in enumerate(negs)]
-        amts = [_hold(v, f"p_amt{j}", en) for j, v in enumerate(amts)]
+        prods = [hold(sum_partials(parts[j], p_bits), f"p{j}", en) for j in range(L)]
+        negs = [hold(v, f"p_neg{j}", en) for j, v in enumerate(negs)]
+        amts = [hold(v, f"p_amt{j}", en) for j, v in enumerate(amts)]
         en = advance("shift_hi")
         lo = SHIFT_BITS // 2
         us = []
         for j in range(L):
             hi_amt = m.uint(m.concat(m.bits(0, lo), amts[j][lo:]))
-            us.append(_hold(_shift(m.sext_to(prods[j], ACC_BITS), negs[j], hi_amt), f"sh{j}", en))
-        negs = [_hold(v, f"sh_neg{j}", en) for j, v in enumerate(negs)]
-        amts = [_hold(m.uint(v[:lo]), f"sh_amt{j}", en) for j, v in enumerate(amts)]
+            us.append(hold(_shift(m.sext_to(prods[j], ACC_BITS), negs[j], hi_amt), f"sh{j}", en))
+        negs = [hold(v, f"sh_neg{j}", en) for j, v in enumerate(negs)]
+        amts = [hold(m.uint(v[:lo]), f"sh_amt{j}", en) for j, v in enumerate(amts)]
         en = advance("shift_lo")
-        us = [_hold(_shift(us[j], negs[j], amts[j]), f"u{j}", en) for j in range(L)]
-        negs = [_hold(v, f"u_neg{j}", en) for j, v in enumerate(negs)]
+        us = [hold(_shift(us[j], negs[j], amts[j]), f"u{j}", en) for j in range(L)]
+        negs = [hold(v, f"u_neg{j}", en) for j, v in enumerate(negs)]
         en = advance("term")
-        level = [_hold(_round_half(us[j], negs[j]), f"t{j}", en) for j in range(L)]
+        level = [hold(_round_half(us[j], negs[j]), f"t{j}", en) for j in range(L)]
         for st in range(tree_stages(L)):
             en = advance(f"tree{st}")
             for _ in range(ADD_LEVELS):
                 if len(level) > 1:
                     level = [a + b for a, b in zip(level[0::2], level[1::2])] + (
                         [level[-1]] if len(level) % 2 else [])
-            level = [_hold(v, f"tree{st}_{i}", en) for i, v in enumerate(level)]
+            level = [hold(v, f"tree{st}_{i}", en) for i, v in enumerate(level)]
         beat_sum = level[0]
         en = advance("acc")
         acc = ctrl_reg(ACC, "acc")
         acc_next = acc.O + beat_sum
         acc.I @= m.mux([acc.O, m.mux([acc_next, m.sint(0, ACC_BITS)], last[-2])], en)
-        total = _hold(m.bits(acc_next)[MATVEC_EXTRA - 1:], "total", en & last[-2])
+        total = hold(m.bits(acc_next)[MATVEC_EXTRA - 1:], "total", en & last[-2])
         en = advance("round")
-        rounded = _hold(_round(total), "rounded", en & last[-2])
+        rounded = hold(_round(total), "rounded", en & last[-2])
         en = advance("saturate")
-        y = _hold(_saturate(rounded), "saturated", en & last[-2])
+        y = hold(_saturate(rounded), "saturated", en & last[-2])
         # "fifo": the Y FIFO, a ring in a small memory (distributed RAM) written from the
         # "saturate" register and read combinationally at y_rd; the credits (owed) keep a push
         # from ever finding it full, so it needs no ready of its own

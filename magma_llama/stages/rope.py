@@ -33,8 +33,7 @@ from magma_llama.numerics.fixed import ACT_BITS
 from magma_llama.numerics.tables import ROPE_FRAC, rope_tables
 from magma_llama.stages import units
 from magma_llama.stages.latency import ROPE_PIPELINE
-from magma_llama.stages.matvec import _hold
-from magma_llama.stages.pipeline import Stalled
+from magma_llama.stages.pipeline import Stalled, hold
 from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg
 from magma_llama.streams.types import StreamIn, StreamOut, clog2
 
@@ -75,16 +74,16 @@ def _lookup(head_size: int, seq_len: int, pos, pair, clk, read):
     return tuple(out)
 
 
-def _rotate(v0, v1, c, s, hold):
+def _rotate(v0, v1, c, s, staged):
     """(a, b) = (v0*c - v1*s, v0*s + v1*c) of golden.stages.rope for one pair, exact in
     PROD_BITS, through ROPE_PIPELINE's "partials", "products" and "sums" registers
-    (`hold(value, name, stage)`); the caller rounds and saturates them into O."""
+    (`staged(value, name, stage)`); the caller rounds and saturates them into O."""
     pairs = ((v0, c), (v1, s), (v0, s), (v1, c))
-    parts = [[(sh, hold(p, f"pp{i}_{j}", "partials")) for j, (sh, p) in enumerate(units.partial_products(x, y))]
+    parts = [[(sh, staged(p, f"pp{i}_{j}", "partials")) for j, (sh, p) in enumerate(units.partial_products(x, y))]
              for i, (x, y) in enumerate(pairs)]
-    prods = [hold(units.sum_partials(pp, PROD_BITS), f"prod{i}", "products") for i, pp in enumerate(parts)]
+    prods = [staged(units.sum_partials(pp, PROD_BITS), f"prod{i}", "products") for i, pp in enumerate(parts)]
     # only bits ROPE_FRAC - 1 and up reach the result (see _finish): the registers hold those
-    return tuple(hold(m.sint(m.bits(x)[ROPE_FRAC - 1:]), name, "sums")
+    return tuple(staged(m.sint(m.bits(x)[ROPE_FRAC - 1:]), name, "sums")
                  for x, name in ((prods[0] - prods[1], "sum_a"), (prods[2] + prods[3], "sum_b")))
 
 
@@ -123,16 +122,16 @@ class Rope(m.Generator2):
         leave = moves[-1]
         stage_of = {st: moves[k] for k, st in enumerate(ROPE_PIPELINE)}
 
-        def hold(value, name, stage):
-            return _hold(value, name, stage_of[stage])
+        def staged(value, name, stage):
+            return hold(value, name, stage_of[stage])
 
         if formal:
             # cheap payload for the solver: the identity through the same stages (the control
             # is the same code)
-            p0, p1 = hold(v0.O, "pair_v0", "pair"), hold(io.I.data, "pair_v1", "pair")
+            p0, p1 = staged(v0.O, "pair_v0", "pair"), staged(io.I.data, "pair_v1", "pair")
             stage_regs = {"pair": (p0, p1)}
             for st in ROPE_PIPELINE[1:]:
-                p0, p1 = hold(p0, f"{st}_v0", st), hold(p1, f"{st}_v1", st)
+                p0, p1 = staged(p0, f"{st}_v0", st), staged(p1, f"{st}_v1", st)
                 stage_regs[st] = (p0, p1)
             out0, out1 = m.bits(p0), m.bits(p1)
         else:
@@ -141,8 +140,8 @@ class Rope(m.Generator2):
             c, s = _lookup(head_size, seq_len, io.pos, pair, io.CLK, fire & ~has_v0)
             if mutant == "sin_sign":
                 s = -s
-            a, b = _rotate(hold(m.sint(v0.O), "pair_v0", "pair"), hold(m.sint(io.I.data), "pair_v1", "pair"),
-                           hold(c, "pair_c", "pair"), hold(s, "pair_s", "pair"), hold)
+            a, b = _rotate(staged(m.sint(v0.O), "pair_v0", "pair"), staged(m.sint(io.I.data), "pair_v1", "pair"),
+                           staged(c, "pair_c", "pair"), staged(s, "pair_s", "pair"), staged)
             out0, out1 = _finish(a), _finish(b)
         if mutant == "pair_order":
             out0, out1 = out1, out0
