@@ -1,5 +1,9 @@
 """The shared function units (stages/units.py), bit-exact against numerics.
 
+The pipelined forms (a unit given a `stages.pipeline.Cuts`: exp_neg, recip and silu, their
+registers loading every cycle) are on the same bench: each output is compared with numpy of
+the operands its pipeline's length of cycles before (latency.EXP_NEG/RECIP/SILU_PIPELINE).
+
 One Verilator build of a wrapper that feeds every unit from shared operands
 (a: 64 bits, b: 32 bits, s: 8 bits).  The operands come either from a 64-bit
 xorshift register (a = state >> state[0:6], arithmetic: log-uniform magnitudes
@@ -32,6 +36,7 @@ RECIP_FRAC, RSQRT_FRAC, RSQRT_FRAC_ODD = 20, 40, 7
 RSHR_CONST = (1, 30)
 MUL_CONST_SHIFT = 46
 ROPE_SHAPE = (8, 512)          # stories260K head size and seq_len: a 2048-entry table
+PIPE_PAD = 48                  # cycles of the longest pipelined unit on the bench (silu: 45), and some
 MUTANT_LUT_ENTRY = 77          # exp2_lut entry the mutant copy of exp_neg has off by one
 
 M64 = (1 << 64) - 1
@@ -70,7 +75,9 @@ def _rope_cos():
 
 def _bench():
     import magma as m
+    from magma_llama.stages import latency as L
     from magma_llama.stages import units as U
+    from magma_llama.stages.pipeline import Cuts
 
     outs = {
         "rshr_rt": m.SInt[64], "rshr_c1": m.SInt[64], "rshr_c30": m.SInt[64], "sat": m.SInt[32],
@@ -79,6 +86,7 @@ def _bench():
         "recip_m": m.UInt[31], "recip_e": m.SInt[8], "rsqrt_m": m.UInt[31], "rsqrt_e": m.SInt[8],
         "rsqrt7_m": m.UInt[31], "rsqrt7_e": m.SInt[8], "sigmoid": m.UInt[31], "silu": m.SInt[32],
         "smul_m": m.UInt[31], "smul_e": m.SInt[8], "rom": m.SInt[32],
+        "exp_neg_p": m.UInt[31], "recip_p_m": m.UInt[31], "recip_p_e": m.SInt[8], "silu_p": m.SInt[32],
     }
 
     class UnitsBench(m.Circuit):
@@ -132,6 +140,18 @@ def _bench():
         io.smul_m @= sm
         io.smul_e @= se
         io.rom @= U.rom(_rope_cos(), a[:11], 32, signed=True)
+        # the pipelined forms: the same functions with their registers at the table's cuts
+        cut = Cuts(L.EXP_NEG_PIPELINE, prefix="pe_")
+        io.exp_neg_p @= U.exp_neg(x32, cut=cut)
+        cut.done()
+        cut = Cuts(L.RECIP_PIPELINE, prefix="pr_")
+        rm, re_ = U.recip(u62, RECIP_FRAC, cut=cut)
+        cut.done()
+        io.recip_p_m @= rm
+        io.recip_p_e @= re_
+        cut = Cuts(L.SILU_PIPELINE, prefix="ps_")
+        io.silu_p @= U.silu(x32, cut=cut)
+        cut.done()
 
     return UnitsBench, ["a", "b", "s", *outs]
 
@@ -183,12 +203,14 @@ def _simulate(workdir):
     fmt = "v " + " ".join(printf_format(k, len(getattr(bench, k))) for k in signals) + " ;\\n"
     tester.poke(bench.poke, 1)
     tester.poke(bench.load, 0)
-    for av, bv, sv in edge_operands():
+    edge = edge_operands()
+    for av, bv, sv in edge + edge[-1:] * PIPE_PAD:        # the pad lets the last ones leave the pipelines
         tester.poke(bench.A, av)
         tester.poke(bench.B, bv)
         tester.poke(bench.S, sv)
         tester.eval()
         tester.print(fmt, *[getattr(bench, k) for k in signals])
+        tester.step(2)
     tester.poke(bench.poke, 0)
     for seed in SEEDS:
         tester.poke(bench.seed, seed)
@@ -208,7 +230,7 @@ def _simulate(workdir):
         if rec.startswith("v "):
             rows.append(dict(zip(signals, (int(x, 16) for x in rec.split()[1:]))))
     n_edge = len(edge_operands())
-    if len(rows) != n_edge + RANDOM_CYCLES * len(SEEDS):
+    if len(rows) != n_edge + PIPE_PAD + RANDOM_CYCLES * len(SEEDS):
         raise RuntimeError(f"simulation log {log} is incomplete ({len(rows)} rows)")
     return rows, n_edge
 
@@ -327,7 +349,7 @@ def test_units_random_ranges(sim):
     """The random operands cover the ranges: every magnitude of recip's input, both signs
     and the saturating ends of exp_neg/sigmoid."""
     rows, n_edge = sim
-    _, _, _, _, x32, u62 = _operands(rows[n_edge:])
+    _, _, _, _, x32, u62 = _operands(rows[n_edge + PIPE_PAD:])
     mags = {int(v).bit_length() for v in u62 if v > 0}
     assert mags >= set(range(1, 63))
     sg = FN.sigmoid(x32)
@@ -342,3 +364,34 @@ def test_mutant_lut_entry_caught(sim):
     want = FN.exp_neg(x32)
     got = _col(rows, "exp_neg_mut", signed=False)
     assert _mismatches(got, want).size > 0
+
+
+def test_pipelined_units_bit_exact(sim):
+    """exp_neg, recip and silu with their pipeline cuts: the output on each row is numpy's of
+    the operands `len(pipeline)` rows before (the rows of a segment are consecutive cycles:
+    the edge cases and their pad, then each seed's run), over every edge case and random row."""
+    from magma_llama.stages import latency as L
+    rows, n_edge = sim
+    a, b31, s, k7, x32, u62 = _operands(rows)
+    starts = [0, n_edge + PIPE_PAD] + [n_edge + PIPE_PAD + RANDOM_CYCLES * (i + 1) for i in range(len(SEEDS))]
+    pos = u62 >= 1
+    compared = {}
+    for name, lat, want in (
+            ("exp_neg_p", len(L.EXP_NEG_PIPELINE), lambda j: FN.exp_neg(x32[j])),
+            ("recip_p_m", len(L.RECIP_PIPELINE), lambda j: FN.recip(np.maximum(u62[j], 1), RECIP_FRAC)[0]),
+            ("recip_p_e", len(L.RECIP_PIPELINE), lambda j: FN.recip(np.maximum(u62[j], 1), RECIP_FRAC)[1]),
+            ("silu_p", len(L.SILU_PIPELINE), lambda j: FN.silu(x32[j]))):
+        assert lat <= PIPE_PAD
+        w = 8 if name.endswith("_e") else 31 if name in ("exp_neg_p", "recip_p_m") else 32
+        got = _col(rows, name, w, signed=name in ("recip_p_e", "silu_p"))
+        n = 0
+        for lo, hi in zip(starts, starts[1:]):
+            j = np.arange(lo, hi - lat)                   # operand rows whose result is on row j + lat
+            mask = pos[j] if name.startswith("recip") else None
+            want_v = np.asarray([int(v) for v in np.ravel(want(j))], object)
+            idx = _mismatches(got[j + lat], want_v, mask)
+            assert idx.size == 0, _report(name, [rows[i] for i in j], idx, got[j + lat], want_v)
+            n += len(j) if mask is None else int(mask.sum())
+        compared[name] = n
+    # every edge case went through each pipeline (the pad), and both seeds' runs
+    assert min(compared.values()) > n_edge + RANDOM_CYCLES, compared

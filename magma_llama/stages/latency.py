@@ -9,6 +9,8 @@ between "term" and "acc"; the last entry, "fifo", is the Y FIFO's entry itself."
 
 from __future__ import annotations
 
+from magma_llama.numerics.tables import RECIP_NEWTON
+
 ARGMAX_LATENCY = 2    # Argmax: the input skid's register, then the O register
 
 EMBED_PIPELINE = (    # Embed (stages/embed.py): a lane's way from the held W beat to O
@@ -27,6 +29,66 @@ ROPE_PIPELINE = (     # RoPE (stages/rope.py): a pair's way from v1's transfer t
     "sums",       # v0*c - v1*s and v0*s + v1*c
 )
 ROPE_LATENCY = len(ROPE_PIPELINE) + 1   # v1's transfer to out0's O.valid (then rshr + sat into O)
+
+# --- the function units' pipelines (stages/units.py, given a `cut`) ------------------------
+SHIFT_STAGES = ("shift_hi", "shift_lo", "round")   # a runtime shift (units.shift_round): by the
+                                                   # amount's high bits, its low bits, rounded
+
+
+def shift_stages(name: str) -> tuple:
+    return tuple(f"{name}_{s}" for s in SHIFT_STAGES)
+
+
+def product_stages(name: str) -> tuple:
+    """units.product: the DSP tiles' partial products, then their sum."""
+    return (f"{name}_parts", name)
+
+
+EXP_NEG_PIPELINE = (  # units.exp_neg: e^x, x <= 0
+    "exp_x",      # x clamped to <= 0
+    *product_stages("exp_log2e"),      # x * log2(e)
+    "exp_y",      # y = rshr(., 30): floor(y), the table index and the remainder r
+    "exp_lut",    # the two exp2_lut entries t0, t1 around y's fraction
+    "exp_diff",   # t1 - t0
+    *product_stages("exp_interp"),     # (t1 - t0) * r
+    "exp_v",      # v = t0 + rshr(., frac - k), the shift -floor(y)
+    *shift_stages("exp"),              # rshr(v, -floor(y))
+)
+
+
+def newton_stages(i: int) -> tuple:
+    """One Newton step of units.recip: y <- rshr(y * (2 - rshr(m y, 30)), 30)."""
+    return (*product_stages(f"rcp_nr{i}_my"), f"rcp_nr{i}_d", *product_stages(f"rcp_nr{i}_yd"), f"rcp_nr{i}_y")
+
+
+RECIP_PIPELINE = (    # units.recip of a 64-bit operand
+    "rcp_lead0", "rcp_lead1", "rcp_lead2",   # the leading one, two halving steps a stage
+    "rcp_n",      # its position n
+    *shift_stages("rcp_align"),        # the operand normalised to Q1.30 (shift_each by 30 - n)
+    "rcp_norm",   # a rounding carry into bit 31 folded back; the exponent
+    "rcp_seed",   # the recip_seed entry
+    *(st for i in range(RECIP_NEWTON) for st in newton_stages(i)),
+    "rcp_out",    # the Scale, normalised
+)
+
+SIGMOID_PIPELINE = (  # units.sigmoid
+    "sig_abs",    # -|x| and the sign
+    *EXP_NEG_PIPELINE,                 # e = exp_neg(-|x|)
+    "sig_one",    # 1 + e
+    *RECIP_PIPELINE,                   # recip(1 + e)
+    *shift_stages("sig_s"),            # s: the recip's Scale as Q1.30
+    *product_stages("sig_es"),         # e * s (x < 0)
+    "sig_out",    # s or rshr(e s, 30)
+)
+SILU_PIPELINE = (*SIGMOID_PIPELINE, *product_stages("silu"), "silu_out")   # units.silu: x * sigmoid(x)
+
+SWIGLU_PIPELINE = (   # SwiGLU (stages/swiglu.py): a pair's way from its transfer into the result FIFO
+    "pair",       # h1 and h3 registered
+    *SILU_PIPELINE,                    # silu(h1), h3 kept beside it
+    *product_stages("gate"),           # silu(h1) * h3
+)
+SWIGLU_LATENCY = len(SWIGLU_PIPELINE) + 1   # a pair's transfer to its O beat's valid: the stages, then
+                                            # rshr + sat into the FIFO (pipeline.Credited)
 
 ADD_LEVELS = 2        # adder-tree levels between two pipeline registers (two 64-bit adds)
 MATVEC_PIPELINE = (

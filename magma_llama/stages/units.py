@@ -80,6 +80,37 @@ def s_(x, n: int):
     return m.sint(_ext(x, n))
 
 
+# --- pipeline cuts -------------------------------------------------------------------------
+# A unit given `cut` (a stages.pipeline.Cuts) registers its values at the named points of its
+# pipeline (stages/latency.py lists them, in order); without one it is combinational.  One
+# piece of code either way: the cuts are where the registers go, nothing else changes.
+def cut_at(cut, name: str, *values):
+    if cut is None:
+        return values[0] if len(values) == 1 else values
+    return cut(name, *values)
+
+
+def keep(cut, *values):
+    """Values a unit's caller needs after the unit: delayed by the unit's cuts (cut.keep)."""
+    return list(values) if cut is None else cut.keep(*values)
+
+
+def release(cut, kept) -> tuple:
+    return tuple(kept) if cut is None else cut.release(kept)
+
+
+def product(a, b, cut=None, name: str = "mul"):
+    """a * b as SInt[WIDE] (the operands at their own widths: the caller cuts them to the range
+    it knows).  With a cut: the DSP-tile partial products registered (`<name>_parts`), then
+    their sum (`<name>`)."""
+    if cut is None:
+        return s_(a, WIDE) * s_(b, WIDE)
+    parts = partial_products(a, b)
+    regs = cut(f"{name}_parts", *[p for _, p in parts])
+    regs = regs if isinstance(regs, tuple) else (regs,)
+    return cut(name, sum_partials([(sh, r) for (sh, _), r in zip(parts, regs)], WIDE))
+
+
 def _amount(s, n: int, limit: int | None = None):
     """A runtime unsigned shift amount as n bits, clamped to min(s, limit) (limit < 2^n)."""
     s = m.uint(m.bits(s))
@@ -108,12 +139,40 @@ def _bit(x, i: int):
 
 
 # --- shifts, rounding, saturation ---------------------------------------------------------
-def rshr(x, s, clamp: bool = True):
+def shift_round(x, neg, amt, cut=None, name: str = "shift"):
+    """x << amt, or (neg) x shifted right by amt + 1 and rounded half up: u = x >> amt (bit 0 of u
+    is the rounding half), then (u >> 1) + u[0], which never overflows.  x: SInt or UInt (the
+    result is the same width and kind); amt: an unsigned runtime amount of any width (amounts
+    past x's width shift every bit out).  With a cut: shifted by the amount's high bits
+    (`<name>_shift_hi`), by its low bits (`<name>_shift_lo`), then rounded (`<name>_round`)."""
+    signed = _signed(x)
+    x = m.sint(m.bits(x)) if signed else m.uint(m.bits(x))
+    w = len(x)
+    k = w.bit_length()                            # amounts 0 .. w
+    a = _amount(amt, k, w)
+    lo = max(1, k // 2)
+
+    def by(v, bits, right):
+        t = _ext(m.uint(bits), w, False)
+        t = m.sint(m.bits(t)) if signed else t
+        return m.mux([v << t, v >> t], right)
+
+    u = by(x, m.uint(m.concat(m.bits(0, lo), m.bits(a)[lo:])), neg)
+    u, neg, a_lo = cut_at(cut, f"{name}_shift_hi", u, neg, m.uint(m.bits(a)[:lo]))
+    u = by(u, m.uint(m.zext_to(a_lo, k)), neg)
+    u, neg = cut_at(cut, f"{name}_shift_lo", u, neg)
+    one = m.uint(m.zext_to(m.bits(u)[:1], w))
+    half = (u >> (m.sint(1, w) if signed else m.uint(1, w))) + (m.sint(m.bits(one)) if signed else one)
+    return cut_at(cut, f"{name}_round", m.mux([u, half], neg))
+
+
+def rshr(x, s, clamp: bool = True, cut=None, name: str = "rshr"):
     """round_half_up(x / 2^s) = floor(x / 2^s) + bit s-1 of x, same width and kind as x.
 
     s: a Python int (wiring only) or an unsigned magma value.  A runtime s is clamped to
     MAX_SHIFT like `fixed.rshr` on arrays (clamp=False: the exact value for any s, as
-    `mul_rshr_wide` needs).  Never overflows (the rounding adds at most one below 2^(w-1))."""
+    `mul_rshr_wide` needs), and shifts by s - 1 through `shift_round` (its stages with a cut).
+    Never overflows (the rounding adds at most one below 2^(w-1))."""
     signed = _signed(x)
     x = m.sint(m.bits(x)) if signed else m.uint(m.bits(x))
     w = len(x)
@@ -124,14 +183,12 @@ def rshr(x, s, clamp: bool = True):
         floor = _ext(m.sint(hi) if signed else m.uint(hi), w, signed)
         rnd = _ext(m.uint(m.bits(_bit(x, s - 1), 1)), w, False)
         return floor + (m.sint(rnd) if signed else rnd)
-    sh = _amount(s, w, MAX_SHIFT if clamp else None)
-    sh_t = m.sint(sh) if signed else sh
-    floor = x >> sh_t
-    nz = sh != m.uint(0, w)
-    prev = m.uint(sh) - m.uint(1, w)
-    below = x >> (m.sint(prev) if signed else prev)         # bit s-1 at bit 0 (s >= 1)
-    rnd = m.zext_to(m.uint(m.bits(m.bits(below)[0] & nz, 1)), w)
-    return floor + (m.sint(rnd) if signed else rnd)
+    s = m.uint(m.bits(s))
+    n = max(len(s), 1)
+    sh = _amount(s, n, MAX_SHIFT) if clamp else s
+    nz = sh != m.uint(0, n)
+    amt = m.mux([m.uint(0, n), sh - m.uint(1, n)], nz)       # a right shift by s = by s - 1, rounded
+    return shift_round(x, nz, amt, cut, name)
 
 
 def sat(x, bits: int = ACT_BITS):
@@ -175,16 +232,18 @@ def shift_sat(x, k, bits: int = ACT_BITS):
     return m.mux([left, right], neg)
 
 
-def shift_each(x, k):
+def shift_each(x, k, cut=None, name: str = "shift_each"):
     """x * 2^k (k: SInt runtime exponent), rounding where k < 0 (shift clamped at
-    MAX_SHIFT), wrapping on the left like int64 (fixed.shift_each).  SInt like x."""
+    MAX_SHIFT), wrapping on the left like int64 (fixed.shift_each).  SInt like x.
+    A right shift by -k is one by -k - 1 = ~k, rounded (`shift_round`, its stages with a cut)."""
     x = m.sint(m.bits(x))
-    w = len(x)
     k = m.sint(m.bits(k))
-    neg = m.bits(k)[len(k) - 1]
-    left = x << m.sint(_amount(m.uint(k), w))
-    right = rshr(x, m.uint(-k))
-    return m.mux([left, right], neg)
+    n = len(k)
+    neg = m.bits(k)[n - 1]
+    right = m.uint(m.bits(~k))                                 # -k - 1
+    if MAX_SHIFT - 1 < (1 << n) - 1:
+        right = m.mux([right, m.uint(MAX_SHIFT - 1, n)], right > m.uint(MAX_SHIFT - 1, n))
+    return shift_round(x, neg, m.mux([m.uint(m.bits(k)), right], neg), cut, name)
 
 
 def apply_scale(x, mant, exp, bits: int = ACT_BITS):
@@ -300,36 +359,44 @@ def rom(table, addr, width: int, signed: bool = False):
 
 
 # --- exp ---------------------------------------------------------------------------------
-def exp_neg(x, frac: int = ACT_FRAC):
+def exp_neg(x, frac: int = ACT_FRAC, cut=None):
     """e^x for x <= 0 (positive x gives 1.0): SInt[32] Q.frac -> UInt[31] Q1.30 (functions.exp_neg).
 
     y = rshr(x * log2(e)) (one multiplier), 2^frac(y) interpolated between two exp2_lut
     entries (a second multiplier, 2^8 x 2^(frac-8) bits), then a runtime right shift by
-    -floor(y).  Depth: 2 multipliers."""
+    -floor(y).  Depth: 2 multipliers; with a cut, the stages of latency.EXP_NEG_PIPELINE."""
     k = T.EXP_LUT_BITS
     x = s_(x, ACT_BITS)
-    x = m.mux([x, m.sint(0, ACT_BITS)], x > m.sint(0, ACT_BITS))
-    y = rshr(s_(x, WIDE) * m.sint(T.LOG2E_Q30, WIDE), Q30)     # <= 0, |y| < 2^33
+    x = cut_at(cut, "exp_x", m.mux([x, m.sint(0, ACT_BITS)], x > m.sint(0, ACT_BITS)))
+    y = product(x, m.sint(T.LOG2E_Q30, ACT_BITS), cut, "exp_log2e")       # LOG2E_Q30 < 2^31
+    y = cut_at(cut, "exp_y", rshr(y, Q30))                         # <= 0, |y| < 2^33
     yb = m.bits(y)
     n = m.sint(yb[frac:])                                        # floor(y / 2^frac) <= 0
     idx = m.uint(yb[frac - k:frac])
-    r = s_(m.uint(yb[:frac - k]), WIDE)
+    r = m.uint(yb[:frac - k])
     lut = T.exp2_lut(k)
     t0 = s_(rom(lut[:-1], idx, T.EXP_LUT_WIDTH), WIDE)
     t1 = s_(rom(lut[1:], idx, T.EXP_LUT_WIDTH), WIDE)
-    v = t0 + rshr((t1 - t0) * r, frac - k)                      # [2^30, 2^31]
-    out = rshr(v, m.uint(-s_(n, len(n) + 1)))
+    t0, t1, r, n = cut_at(cut, "exp_lut", t0, t1, r, n)
+    d, t0, r, n = cut_at(cut, "exp_diff", t1 - t0, t0, r, n)      # t0, t1 in [2^30, 2^31]: d in [0, 2^30]
+    kept = keep(cut, t0, n)
+    p = product(_ext(d, ACT_BITS), s_(r, frac - k + 1), cut, "exp_interp")
+    t0, n = release(cut, kept)
+    v = t0 + rshr(p, frac - k)                                   # [2^30, 2^31]
+    v, sh = cut_at(cut, "exp_v", v, m.uint(-s_(n, len(n) + 1)))
+    out = rshr(v, sh, cut=cut, name="exp")
     return m.uint(m.bits(out)[:MANT_BITS])
 
 
 # --- reciprocal and rsqrt -----------------------------------------------------------------
-def bit_length(a):
+def bit_length(a, cut=None, name: str = "lead"):
     """Position of the leading one plus one (0 for 0): UInt[7] for a 64-bit a.
 
     A leading-one detector by halving: log2(W) steps, each asking whether the upper half
     of the window holds a one (that answer is the next bit of the position) and keeping
     that half or the lower one.  Depth log2(W) instead of a W-long priority chain (which
-    also cost the simulator W nested selects every cycle)."""
+    also cost the simulator W nested selects every cycle).  With a cut: registered after
+    every two steps (`<name>0`, `<name>1`, ...) and after the last (latency.lead_stages)."""
     b = m.bits(a)
     W = len(b)
     w = W.bit_length()
@@ -337,39 +404,41 @@ def bit_length(a):
     v = m.bits(m.zext_to(m.uint(b), P)) if P > W else b
     index = []                                         # the leading one's position, MSB first
     h = P // 2
+    step = cuts = 0
     while h >= 1:
         top, bot = v[h:2 * h], v[:h]
         t = m.uint(top) != m.uint(0, h)
         index.append(t)
         v = m.mux([bot, top], t)
         h //= 2
+        step += 1
+        if step % 2 == 0 and h >= 1:
+            v, *index = cut_at(cut, f"{name}{cuts}", m.bits(v), *index)
+            cuts += 1
     last = m.zext_to(m.uint(m.bits(v)[0:1]), w)         # 1 unless a = 0
     if not index:
-        return last
+        return cut_at(cut, f"{name}{cuts}", last)
     pos = m.uint(m.bits(list(reversed(index))))
-    return (m.zext_to(pos, w) if len(pos) < w else pos) + last
+    return cut_at(cut, f"{name}{cuts}", (m.zext_to(pos, w) if len(pos) < w else pos) + last)
 
 
-def _align(a, n, lead: int, extra=None):
+def _align(a, n, lead: int, extra=None, cut=None, name: str = "align"):
     """a (UInt[64], leading one at bit n) moved so that its leading one is at bit lead
-    (+ extra, a 0/1 bit), rounding half up on right shifts: SInt[64] (functions._align_leading_one)."""
-    a = s_(m.uint(m.bits(a)), WIDE)
+    (+ extra, a 0/1 bit), rounding half up on right shifts: SInt[64] (functions._align_leading_one).
+    A shift_each by lead - n (+ extra)."""
     n = s_(m.uint(n), 8)
     k = m.sint(lead, 8) - n
     if extra is not None:
         k = k + s_(m.uint(m.bits(extra, 1)), 8)
-    neg = m.bits(k)[7]
-    left = a << s_(m.uint(k), WIDE)
-    right = rshr(a, m.uint(-k))
-    return m.mux([left, right], neg)
+    return shift_each(s_(m.uint(m.bits(a)), WIDE), k, cut, name)
 
 
-def _scale_result(y, e):
+def _scale_result(y, e, cut=None, name: str = "out"):
     """y in (0.5, 1] (Q1.30, SInt[64]) times 2^e (SInt) as a normalised Scale."""
     low = y < m.sint(ONE_Q30, WIDE)
     mant = m.mux([y, y << m.sint(1, WIDE)], low)
     exp = s_(e, EXP_BITS) - s_(m.uint(m.bits(low, 1)), EXP_BITS)
-    return m.uint(m.bits(mant)[:MANT_BITS]), exp
+    return cut_at(cut, name, m.uint(m.bits(mant)[:MANT_BITS]), exp)
 
 
 def _check_frac(frac: int, what: str):
@@ -378,25 +447,40 @@ def _check_frac(frac: int, what: str):
         raise ValueError(f"{what}: frac {frac} gives exponents outside SInt[{EXP_BITS}]")
 
 
-def recip(a, frac: int):
+NEWTON_BITS = 33      # recip's Newton operands: m in [2^30, 2^31), y near 2^30/m, 2 - m y: |v| < 2^32
+
+
+def recip(a, frac: int, cut=None):
     """1 / a: UInt[64] a in [1, 2^62] with `frac` fraction bits -> Scale (functions.recip).
 
     Priority encoder, normalise to m in [1, 2), seed from recip_seed, RECIP_NEWTON Newton
-    steps of two multipliers each.  Depth: 2 * RECIP_NEWTON multipliers.  a = 0 is
-    outside the domain (the result is meaningless)."""
+    steps of two multipliers each.  Depth: 2 * RECIP_NEWTON multipliers; with a cut, the
+    stages of latency.RECIP_PIPELINE.  a = 0 is outside the domain (the result is meaningless)."""
     _check_frac(frac, "recip")
-    n = s_(bit_length(a), 10) - m.sint(1, 10)
-    mm = _align(a, n, Q30)
+    kept = keep(cut, a)
+    n = bit_length(a, cut, "rcp_lead")
+    a, = release(cut, kept)
+    n, a = cut_at(cut, "rcp_n", s_(n, 10) - m.sint(1, 10), a)
+    kept = keep(cut, n)
+    mm = _align(a, n, Q30, cut=cut, name="rcp_align")
+    n, = release(cut, kept)
     e = n - m.sint(frac, 10)
     over = mm >= m.sint(1 << 31, WIDE)
     mm = m.mux([mm, m.sint(ONE_Q30, WIDE)], over)
     e = e + s_(m.uint(m.bits(over, 1)), 10)
     k = T.RECIP_LUT_BITS
-    y = s_(rom(T.recip_seed(k), m.uint(m.bits(mm)[Q30 - k:Q30]), T.SEED_WIDTH), WIDE)
-    for _ in range(T.RECIP_NEWTON):
-        my = rshr(mm * y, Q30)
-        y = rshr(y * (m.sint(2 << Q30, WIDE) - my), Q30)
-    return _scale_result(y, -e)
+    mm, e = cut_at(cut, "rcp_norm", _ext(mm, NEWTON_BITS), e)
+    y = s_(rom(T.recip_seed(k), m.uint(m.bits(mm)[Q30 - k:Q30]), T.SEED_WIDTH), NEWTON_BITS)
+    y, mm, e = cut_at(cut, "rcp_seed", y, mm, e)
+    kept = keep(cut, mm, e)
+    for i in range(T.RECIP_NEWTON):
+        kept_y = keep(cut, y)
+        my = product(kept[0], y, cut, f"rcp_nr{i}_my")
+        d = cut_at(cut, f"rcp_nr{i}_d", _ext(m.sint(2 << Q30, WIDE) - rshr(my, Q30), NEWTON_BITS))
+        y, = release(cut, kept_y)
+        y = cut_at(cut, f"rcp_nr{i}_y", _ext(rshr(product(y, d, cut, f"rcp_nr{i}_yd"), Q30), NEWTON_BITS))
+    mm, e = release(cut, kept)
+    return _scale_result(s_(y, WIDE), -e, cut, "rcp_out")
 
 
 def rsqrt(a, frac: int):
@@ -439,26 +523,39 @@ def scale_mul(a, b):
 
 
 # --- sigmoid and SiLU ------------------------------------------------------------------------
-def sigmoid(x, frac: int = ACT_FRAC):
+def sigmoid(x, frac: int = ACT_FRAC, cut=None):
     """1 / (1 + e^-x): SInt[32] Q.frac -> UInt[31] Q1.30 (functions.sigmoid).
 
     exp_neg(-|x|), recip(1 + e), and e * recip for x < 0.  Depth: 2 + 2 * RECIP_NEWTON + 1
-    multipliers."""
+    multipliers; with a cut, the stages of latency.SIGMOID_PIPELINE."""
     x = s_(x, ACT_BITS)
     neg = m.bits(x)[ACT_BITS - 1]
-    nabs = m.mux([-x, x], neg)                       # -|x|, fits: x >= -2^31
-    e = s_(exp_neg(nabs, frac), WIDE)
-    mant, exp = recip(m.uint(m.bits(e + m.sint(ONE_Q30, WIDE))), Q30)
-    s = rshr(s_(mant, WIDE), m.uint(-exp))           # exp is 0 or -1 here
-    out = m.mux([s, rshr(e * s, Q30)], neg)
-    return m.uint(m.bits(out)[:MANT_BITS])
+    nabs, neg = cut_at(cut, "sig_abs", m.mux([-x, x], neg), neg)   # -|x|, fits: x >= -2^31
+    kept = keep(cut, neg)
+    e = exp_neg(nabs, frac, cut)
+    one_e = m.uint(m.bits(s_(e, WIDE) + m.sint(ONE_Q30, WIDE)))
+    e, one_e = cut_at(cut, "sig_one", s_(e, ACT_BITS), one_e)         # e <= 2^30
+    kept_e = keep(cut, e)
+    mant, exp = recip(one_e, Q30, cut)
+    sig = rshr(s_(mant, WIDE), m.uint(-exp), cut=cut, name="sig_s")    # exp is 0 or -1 here
+    e, = release(cut, kept_e)
+    neg, = release(cut, kept)
+    kept = keep(cut, sig, neg)
+    es = product(_ext(e, ACT_BITS), _ext(sig, ACT_BITS), cut, "sig_es")   # e <= 2^30, s <= 2^30
+    sig, neg = release(cut, kept)
+    out = m.mux([sig, rshr(es, Q30)], neg)
+    return cut_at(cut, "sig_out", m.uint(m.bits(out)[:MANT_BITS]))
 
 
-def silu(x, frac: int = ACT_FRAC):
-    """x * sigmoid(x): SInt[32] Q.frac -> SInt[32] Q.frac (functions.silu).  Depth: sigmoid + 1."""
+def silu(x, frac: int = ACT_FRAC, cut=None):
+    """x * sigmoid(x): SInt[32] Q.frac -> SInt[32] Q.frac (functions.silu).  Depth: sigmoid + 1;
+    with a cut, the stages of latency.SILU_PIPELINE."""
     x = s_(x, ACT_BITS)
-    p = s_(x, WIDE) * s_(sigmoid(x, frac), WIDE)
-    return m.sint(m.bits(rshr(p, Q30))[:ACT_BITS])
+    kept = keep(cut, x)
+    sig = sigmoid(x, frac, cut)
+    x, = release(cut, kept)
+    p = product(x, s_(sig, ACT_BITS), cut, "silu")
+    return cut_at(cut, "silu_out", m.sint(m.bits(rshr(p, Q30))[:ACT_BITS]))
 
 
 __all__ = ["MANT_BITS", "EXP_BITS", "rshr", "sat", "shift_sat", "shift_each", "apply_scale", "mul_rshr_wide",
