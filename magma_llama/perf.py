@@ -29,13 +29,14 @@ from dataclasses import dataclass
 
 from magma_llama.decoder.weight_port import PortLayout, weight_bits_per_token
 from magma_llama.io.checkpoint import Config
-from magma_llama.stages.latency import ARGMAX_LATENCY, EMBED_LATENCY, ROPE_LATENCY, matvec_latency
+from magma_llama.stages.latency import ARGMAX_LATENCY, EMBED_LATENCY, ROPE_LATENCY, SWIGLU_LATENCY, matvec_latency
 
 # --- fixed costs per op (cycles), measured on the RTL's op counters -----------------------
 OP_STEP = 1            # IDLE with the next token already there: the one cycle of the op itself
 MATVEC_TAIL = 1        # a MatVec op takes its first word in its first cycle; after the last: MatVec's pipeline
                        # (stages/latency.matvec_latency), then the op's last-result cycle
-STAGE_TAIL = 1         # one more registered unit behind MatVec (Residual, SwiGLU); Argmax: ARGMAX_LATENCY
+STAGE_TAIL = 1         # one more registered unit behind MatVec (Residual); SwiGLU: SWIGLU_LATENCY (its
+                       # pipeline, stages/latency.SWIGLU_PIPELINE); Argmax: ARGMAX_LATENCY
 SWIGLU_IN = 1          # W3: SwiGLU's operands pass a register stage into its clock domain
 ROPE_TAIL = ROPE_LATENCY + 1  # RoPE behind MatVec (Q, K): the last pair's pipeline (stages/latency.ROPE_PIPELINE),
                               # out0 into O, then out1 from the spare
@@ -82,7 +83,7 @@ def op_cycles(cfg: Config, hw: Hardware, pos: float) -> dict[str, float]:
         "O": words("wo") + mv_tail + STAGE_TAIL,
         "NORM_FFN": norm,
         "W1": words("w1") + mv_tail,
-        "W3": words("w3") + mv_tail + SWIGLU_IN + STAGE_TAIL,
+        "W3": words("w3") + mv_tail + SWIGLU_IN + SWIGLU_LATENCY,
         "W2": words("w2") + mv_tail + STAGE_TAIL,    # hb loaded MatVec's other vector bank during W3
     }
     emb_words = layout.embedding.words_per_row * cpw

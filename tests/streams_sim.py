@@ -264,21 +264,29 @@ def join_model(n):
     return model
 
 
+def _zip_outputs(sim, label, run, fn, ports, inside: int):
+    """The inputs of a join moved in the same cycles, output beat k is fn(A beats, B beats)[k],
+    and at most `inside` pairs are unanswered.  Returns (O beats, A's fire cycles, O's)."""
+    pa, pb, po = (f"{label}_{p}" for p in ports)
+    a, b = source_prefix(sim, run, pa), source_prefix(sim, run, pb)
+    fa, fo = fire_cycles(run, pa), fire_cycles(run, po)
+    check(fa == fire_cycles(run, pb), f"{label}: {ports[0]} and {ports[1]} did not move together")
+    outs = run.transfers(po)
+    check(0 <= len(a) - len(outs) <= inside, f"{label}: {len(a) - len(outs)} pairs unanswered")
+    want = list(fn(a[:len(outs)], b[:len(outs)]))
+    bad = [k for k, (x, y) in enumerate(zip(outs, want)) if x != y]
+    check(not bad, f"{label} seed {run.seed:#x}: beat {bad[:1]} gave {[outs[k] for k in bad[:1]]}, "
+                   f"golden {[want[k] for k in bad[:1]]}")
+    return outs, fa, fo
+
+
 def check_zip_with(sim, label, run, fn, ports=("A", "B", "O")) -> list[int]:
     """The contract of streams.ZipWith (and the stages built on it) from the trace: the
     inputs move in the same cycles, output beat k is fn(A beats, B beats)[k] (fn maps two
     lists of packed beats to the packed results), at most one result inside, and O.valid
     and both readys follow the one-register join cycle by cycle.  Returns the O beats."""
     pa, pb, po = (f"{label}_{p}" for p in ports)
-    a, b = source_prefix(sim, run, pa), source_prefix(sim, run, pb)
-    fa, fo = fire_cycles(run, pa), fire_cycles(run, po)
-    check(fa == fire_cycles(run, pb), f"{label}: {ports[0]} and {ports[1]} did not move together")
-    outs = run.transfers(po)
-    check(0 <= len(a) - len(outs) <= 1, f"{label}: {len(a) - len(outs)} pairs unanswered")
-    want = list(fn(a[:len(outs)], b[:len(outs)]))
-    bad = [k for k, (x, y) in enumerate(zip(outs, want)) if x != y]
-    check(not bad, f"{label} seed {run.seed:#x}: beat {bad[:1]} gave {[outs[k] for k in bad[:1]]}, "
-                   f"golden {[want[k] for k in bad[:1]]}")
+    outs, fa, fo = _zip_outputs(sim, label, run, fn, ports, 1)
     held, fa, fo = 0, set(fa), set(fo)
     for t, r in enumerate(run.rows):
         check(r[f"{po}_valid"] == (held > 0), f"{label}: {ports[2]}.valid wrong at cycle {t}")
@@ -286,6 +294,29 @@ def check_zip_with(sim, label, run, fn, ports=("A", "B", "O")) -> list[int]:
         check(r[f"{pa}_ready"] == (free and r[f"{pb}_valid"]), f"{label}: {ports[0]}.ready wrong at cycle {t}")
         check(r[f"{pb}_ready"] == (free and r[f"{pa}_valid"]), f"{label}: {ports[1]}.ready wrong at cycle {t}")
         held += (t in fa) - (t in fo)
+    return outs
+
+
+def check_credited_zip(sim, label, run, fn, stages: int, ports=("A", "B", "O")) -> list[int]:
+    """A join into a `stages.pipeline.Credited` pipeline of `stages` register stages, cycle by
+    cycle: a pair that moves at cycle t is in the result FIFO from t + stages + 1, O.valid is
+    high while the FIFO holds one, and both readys are the credit (fewer pairs owed than the
+    FIFO's depth, `credited_depth`) and the other input's valid.  Returns the O beats."""
+    from magma_llama.stages.pipeline import credited_depth
+    depth = credited_depth(stages)
+    pa, pb, po = (f"{label}_{p}" for p in ports)
+    outs, fa, fo = _zip_outputs(sim, label, run, fn, ports, depth)
+    entered, fo = list(fa), set(fo)
+    fa = set(fa)
+    owed = left = 0
+    for t, r in enumerate(run.rows):
+        pushed = sum(1 for e in entered if e <= t - stages - 1)
+        check(r[f"{po}_valid"] == (pushed - left > 0), f"{label}: {ports[2]}.valid wrong at cycle {t}")
+        room = owed != depth
+        check(r[f"{pa}_ready"] == (room and r[f"{pb}_valid"]), f"{label}: {ports[0]}.ready wrong at cycle {t}")
+        check(r[f"{pb}_ready"] == (room and r[f"{pa}_valid"]), f"{label}: {ports[1]}.ready wrong at cycle {t}")
+        owed += (t in fa) - (t in fo)
+        left += t in fo
     return outs
 
 

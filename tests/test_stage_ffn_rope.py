@@ -27,8 +27,8 @@ from magma_llama import paths
 from magma_llama.golden import stages as G
 from magma_llama.numerics.fixed import ACT_BITS, ACT_FRAC, ACT_MAX, ACT_MIN, I64
 from magma_llama.numerics.tables import rope_tables
-from magma_llama.stages.latency import ROPE_PIPELINE
-from tests.streams_sim import Sim, check_protocol, check_zip_with, once_per_test_run, source_prefix
+from magma_llama.stages.latency import ROPE_PIPELINE, SWIGLU_PIPELINE
+from tests.streams_sim import Sim, check_credited_zip, check_protocol, once_per_test_run, source_prefix
 
 CYCLES = 2000
 # (seed, how often sources offer, how often sinks accept), out of 256; seed % 256 == 0
@@ -199,10 +199,11 @@ def _golden_swiglu(h1, h3):
 
 
 def _check_swiglu(s, label, run):
-    """O = golden swiglu of the pairs that moved, under the ZipWith contract (the halves move
-    together, O.valid and both readys follow the one-register join).  Returns the O values."""
+    """O = golden swiglu of the pairs that moved; the halves move together, and O.valid and
+    both readys follow the credited pipeline (SWIGLU_PIPELINE's stages) cycle by cycle.
+    Returns the O values."""
     check_protocol(s, label, run)
-    outs = check_zip_with(s, label, run, _golden_swiglu, ports=("H1", "H3", "O"))
+    outs = check_credited_zip(s, label, run, _golden_swiglu, len(SWIGLU_PIPELINE), ports=("H1", "H3", "O"))
     return np.array([_signed(v) for v in outs], I64)
 
 

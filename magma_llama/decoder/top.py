@@ -238,7 +238,10 @@ class Decoder(m.Generator2):
         # the KV cache: one memory per KV head, a row (layer, t) holding that head's hs elements
         kv_rows = nl * seq
         # (block RAM: a registered read with a read enable, the reader's output register)
-        caches = {n: [Sram(kv_rows, hs * ACT_BITS, registered=True, read_enable=True)(name=f"{n}{k}")
+        # (its read port on the attention units' clock when they are gated: a simulator then
+        # evaluates their arithmetic, which reads the rows, only on that clock's edges)
+        caches = {n: [Sram(kv_rows, hs * ACT_BITS, registered=True, read_enable=True,
+                           read_clock=clock_gating)(name=f"{n}{k}")
                       for k in range(nkv)]
                   for n in ("k_cache", "v_cache")}
         for banks in caches.values():
@@ -485,6 +488,8 @@ class Decoder(m.Generator2):
             rvalid.I @= m.mux([rvalid.O, active.O], can_read)
             fork.I.valid @= rvalid.O
             for k, c in enumerate(caches[cname]):
+                if clock_gating:
+                    c.RCLK @= att_clk
                 c.RE @= can_read
                 c.RADDR @= kv_row(t.O)
                 fork.I.data[k] @= c.RDATA

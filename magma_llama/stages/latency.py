@@ -31,8 +31,9 @@ ROPE_PIPELINE = (     # RoPE (stages/rope.py): a pair's way from v1's transfer t
 ROPE_LATENCY = len(ROPE_PIPELINE) + 1   # v1's transfer to out0's O.valid (then rshr + sat into O)
 
 # --- the function units' pipelines (stages/units.py, given a `cut`) ------------------------
-SHIFT_STAGES = ("shift_hi", "shift_lo", "round")   # a runtime shift (units.shift_round): by the
-                                                   # amount's high bits, its low bits, rounded
+SHIFT_STAGES = ("amount", "shift_hi", "shift_lo", "round")   # a runtime shift (units.rshr, shift_each):
+                                                   # the direction and amount, then units.shift_round:
+                                                   # by the amount's high bits, its low bits, rounded
 
 
 def shift_stages(name: str) -> tuple:
@@ -62,11 +63,11 @@ def newton_stages(i: int) -> tuple:
 
 
 RECIP_PIPELINE = (    # units.recip of a 64-bit operand
-    "rcp_lead0", "rcp_lead1", "rcp_lead2",   # the leading one, two halving steps a stage
-    "rcp_n",      # its position n
+    "rcp_lead0", "rcp_lead1", "rcp_lead2",   # the leading one n, two halving steps a stage
     *shift_stages("rcp_align"),        # the operand normalised to Q1.30 (shift_each by 30 - n)
     "rcp_norm",   # a rounding carry into bit 31 folded back; the exponent
-    "rcp_seed",   # the recip_seed entry
+    "rcp_seed",   # the recip_seed entry (a block RAM's read register)
+    "rcp_y0",     # ... registered again: the RAM's output reaches no multiplier directly
     *(st for i in range(RECIP_NEWTON) for st in newton_stages(i)),
     "rcp_out",    # the Scale, normalised
 )
@@ -89,6 +90,22 @@ SWIGLU_PIPELINE = (   # SwiGLU (stages/swiglu.py): a pair's way from its transfe
 )
 SWIGLU_LATENCY = len(SWIGLU_PIPELINE) + 1   # a pair's transfer to its O beat's valid: the stages, then
                                             # rshr + sat into the FIFO (pipeline.Credited)
+
+SAMPLER_Z_PIPELINE = (*product_stages("z"), "z_sat")     # Sampler LOAD: logit * inv_t, then sat(rshr(., 16))
+SAMPLER_TERM_PIPELINE = ("diff", *EXP_NEG_PIPELINE)        # Sampler SUM/SEARCH: sat(z_i - M), exp_neg
+SAMPLER_COIN_PIPELINE = product_stages("coin")             # Sampler COIN: r * total
+
+
+def sampler_latency(vocab: int, token: int) -> int:
+    """Sampler (stages/sampler.py): cycles from a vector's last logit transfer to its token's
+    O.valid (the term pipeline empty, O empty when the coin is there)."""
+    z, term, coin = len(SAMPLER_Z_PIPELINE), len(SAMPLER_TERM_PIPELINE), len(SAMPLER_COIN_PIPELINE)
+    load = z + 2                 # the last z written, `loaded`, then SUM's first cycle
+    sum_ = vocab + term          # vocab reads, the last word through the read register and the term pipeline
+    coin_ = 1 + coin + 2         # COIN's first cycle, the product, `coin_have`, SEARCH's first cycle
+    search = token + 1 + term    # the reads up to the token, its term out of the pipeline
+    return load + sum_ + coin_ + search + 1                  # + the O register
+
 
 ADD_LEVELS = 2        # adder-tree levels between two pipeline registers (two 64-bit adds)
 MATVEC_PIPELINE = (

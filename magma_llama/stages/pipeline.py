@@ -12,10 +12,10 @@ empty one keeps moving).  The stages that use it (Embed, RoPE) name their stages
                                                   # stage's element leaves into the output
 
 `Cuts` puts a datapath's registers at named points (the function units of stages/units.py
-take one as `cut`), in the order a `stages/latency.py` table lists them.  `Credited` is the
-pipeline of a long datapath: it never stalls inside (a stage loads when the one before held
-an element), and its results wait in a FIFO that credits keep from overflowing, so no ready
-runs back through the stages.
+take one as `cut`), in the order a `stages/latency.py` table lists them.  `Flowing` is a
+pipeline that never stalls inside (a stage loads when the one before held an element), for a
+consumer that always takes the result (the Sampler's passes); `Credited` puts a FIFO behind
+one, which credits keep from overflowing, so no ready runs back through the stages.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ class Cuts:
             want = self.names[self.k] if self.k < len(self.names) else "(the end)"
             raise ValueError(f"pipeline cut {name!r} where the table has {want!r} (stage {self.k})")
         en = None if self.moves is None else self.moves[self.k]
-        tag = f"{self.prefix}{name}"
+        tag = f"cut_{self.prefix}{name}"          # formal/lint_waivers.vlt knows the cut_ registers
         out = tuple(hold(v, f"{tag}_{i}", en) for i, v in enumerate(values))
         for j, frame in enumerate(self.live):
             frame[:] = [hold(v, f"{tag}_k{j}_{i}", en) for i, v in enumerate(frame)]
@@ -109,6 +109,34 @@ def credited_depth(stages: int) -> int:
     return 1 << (stages + 2).bit_length()
 
 
+class Flowing:
+    """Register stages that never stall: stage k loads when stage k - 1 held an element (stage
+    0 when `enter`), so an element leaves the last stage `len(stages)` cycles after it entered.
+    `feed(enter)` returns the `Cuts` of the stages; `valid[k]`: stage k holds an element;
+    `busy`: one of them does."""
+
+    def __init__(self, stages, prefix: str = ""):
+        self.stages, self.prefix = tuple(stages), prefix
+        self.valid = [ctrl_reg(m.Bit, f"{prefix}{s}_valid") for s in self.stages]
+        self.out_valid = self.valid[-1].O
+        busy = self.valid[0].O
+        for v in self.valid[1:]:
+            busy = busy | v.O
+        self.busy = busy
+        self.cuts = None
+
+    def feed(self, enter) -> Cuts:
+        self.valid[0].I @= enter
+        for a, b in zip(self.valid, self.valid[1:]):
+            b.I @= a.O
+        self.cuts = Cuts(self.stages, [enter] + [v.O for v in self.valid[:-1]], self.prefix)
+        return self.cuts
+
+    def count(self, p, bits: int) -> str:
+        """Formal: the elements in the stages, `bits` wide."""
+        return " + ".join(f"({p.sig(v.O)} ? {bits}'d1 : {bits}'d0)" for v in self.valid)
+
+
 class Credited:
     """A pipeline of `stages` register stages that never stalls, then a FIFO of results.
 
@@ -126,17 +154,12 @@ class Credited:
         self.owed = ctrl_reg(m.UInt[cw], f"{prefix}owed")
         self.ready_q = ctrl_reg(m.Bit, f"{prefix}credit", init=1)
         self.ready = self.ready_q.O
-        self.valid = None
+        self.flow = Flowing(self.stages, prefix)
         self.enter = None
 
     def feed(self, enter) -> Cuts:
         self.enter = enter
-        self.valid = [ctrl_reg(m.Bit, f"{self.prefix}{s}_valid") for s in self.stages]
-        self.valid[0].I @= enter
-        for a, b in zip(self.valid, self.valid[1:]):
-            b.I @= a.O
-        moves = [enter] + [v.O for v in self.valid[:-1]]
-        self.cuts = Cuts(self.stages, moves, self.prefix)
+        self.cuts = self.flow.feed(enter)
         return self.cuts
 
     def finish(self, result, out_ready):
@@ -148,7 +171,7 @@ class Credited:
         rd = ctrl_reg(m.UInt[pw], f"{p}fifo_rd")
         count = ctrl_reg(m.UInt[clog2(d + 1)], f"{p}fifo_count")
         valid_q = ctrl_reg(m.Bit, f"{p}fifo_valid")
-        self.push = push = self.valid[-1].O
+        self.push = push = self.flow.out_valid
         fire = valid_q.O & out_ready
         data = memory(f"{p}fifo_mem", d, len(result), self.clk, push, wr.O, m.bits(result), rd.O)
         wr.I @= m.mux([wr.O, wr.O + 1], push)
@@ -173,7 +196,7 @@ class Credited:
         wr, rd = p.sig(self.fifo["wr"].O), p.sig(self.fifo["rd"].O)
         f_in = p.counter(in_fire, bits, f"{self.prefix}cr_in")
         f_out = p.counter(out_fire, bits, f"{self.prefix}cr_out")
-        inside = " + ".join(f"({p.sig(v.O)} ? {bits}'d1 : {bits}'d0)" for v in self.valid)
+        inside = self.flow.count(p, bits)
         p.assert_(f"({f_in} - {f_out}) == ({bits}'d0 + {ow})")
         p.assert_(f"{ow} <= {d} && {cnt} <= {d}")
         p.assert_(f"({bits}'d0 + {ow}) == ({bits}'d0 + {cnt} + {inside})")

@@ -8,23 +8,29 @@ Ports (ready/valid streams, CLK and a synchronous RESET):
 - `seed` (plain input, Bits[32]): the PRNG state loaded during RESET; the host passes
   `prng_seed(seed)`, never 0.
 
-Three passes over the vector, and one cycle for the coin (the maths is in `numerics/sampling.py`):
-1. LOAD (one logit a cycle): z_i = sat32(rshr(logit_i * inv_t, 16)) is written to a
-   `vocab` x 32-bit memory and the running max M kept (a strict > keeps the first);
-2. SUM (one element a cycle): total = sum exp_neg(sat32(z_i - M)), Q1.30 terms;
-3. COIN (one cycle): r = xorshift32(state), state = r, coin = (r * total) >> 32;
-4. SEARCH (one element a cycle): the running cdf of exp_neg(z_i - M), recomputed from
-   the memory; the first i with cdf > coin is the token (the last element if none,
-   which the arithmetic never needs since coin < total).
-The token goes to the `O` register, then the next vector loads; `I` is ready only in
-LOAD.  The memory has a registered read port (an SRAM's): its address is the element
-counter's next value, so the word of element `idx` is on the read data while `idx` is
-current.  It is an `sram.Sram` with the registered read, so Yosys maps it to block RAM
-(one DP16KD at vocab 512), not to vocab x 32 flip-flops and a read mux.  A SEARCH hit waits while `O` still holds an unread token.
+Three passes over the vector, and a coin between them (the maths is in `numerics/sampling.py`):
+1. LOAD (one logit a cycle): z_i = sat32(rshr(logit_i * inv_t, 16)) through
+   `SAMPLER_Z_PIPELINE` (the product on DSP tiles), written to a `vocab` x 32-bit memory,
+   the running max M kept (a strict > keeps the first);
+2. SUM (one element a cycle): total = sum exp_neg(sat32(z_i - M)), Q1.30 terms: a read a
+   cycle, each word through `SAMPLER_TERM_PIPELINE` (the difference, then the pipelined
+   exp_neg of `stages/units.py`), the total added at its end;
+3. COIN: r = xorshift32(state), state = r, coin = (r * total) >> 32 through
+   `SAMPLER_COIN_PIPELINE`; SEARCH starts when the coin is there and `O` is empty;
+4. SEARCH (one element a cycle): the running cdf of the same terms, recomputed from the
+   memory through the same pipeline; the first i with cdf > coin is the token (the last
+   element if none, which the arithmetic never needs since coin < total).  The register
+   holds coin - cdf, so the test is the sign of one subtraction.  The reads run
+   ahead of the pipeline; those behind the token are dropped as they leave it.
+The token goes to the `O` register; the next vector loads meanwhile.  The pipelines never
+stall (`stages.pipeline.Flowing`): nothing waits inside a pass, and SUM starts only with the
+term pipeline empty.  `stages/latency.sampler_latency` gives the cycles.  The memory is an
+`sram.Sram` with a registered read, so Yosys maps it to block RAM (one DP16KD at vocab
+512), not to vocab x 32 flip-flops and a read mux.
 
 The `formal=True` build swaps the payload arithmetic (the 64-bit product for z, exp_neg
-and the coin's product) for cheap stand-ins so that z3 sees only the control, which
-is the same code in both builds."""
+and the coin's product) for cheap stand-ins through one-stage pipelines, so that z3 sees
+only the control, which is the same code in both builds."""
 
 from __future__ import annotations
 
@@ -34,6 +40,8 @@ import magma as m
 from magma_llama.numerics.fixed import ACT_BITS
 from magma_llama.numerics.sampling import INV_T_FRAC, PRNG_BITS
 from magma_llama.stages import units
+from magma_llama.stages.latency import SAMPLER_COIN_PIPELINE, SAMPLER_TERM_PIPELINE, SAMPLER_Z_PIPELINE
+from magma_llama.stages.pipeline import Flowing
 from magma_llama.stages.sram import memory
 from magma_llama.streams._base import check_mutant, clocked, ctrl_reg, data_reg, load_when
 from magma_llama.streams.types import StreamIn, StreamOut, clog2
@@ -59,6 +67,9 @@ def xorshift32(s):
     return s ^ shl(s, 5)
 
 
+Z_FORMAL, TERM_FORMAL, COIN_FORMAL = ("z",), ("diff", "term"), ("coin",)   # the proof's pipelines
+
+
 class Sampler(m.Generator2):
     def __init__(self, vocab: int, mutant=None, formal=False):
         check_mutant(mutant, MUTANTS, "sampler")
@@ -71,73 +82,109 @@ class Sampler(m.Generator2):
                                inv_t=m.In(m.Bits[31]), seed=m.In(m.Bits[PRNG_BITS]))
 
         phase = ctrl_reg(m.UInt[2], "phase")
-        idx = ctrl_reg(m.UInt[ib], "idx")
+        n_in = ctrl_reg(m.UInt[clog2(vocab + 1)], "n_in")    # logits of this vector taken
+        loaded = ctrl_reg(m.Bit, "loaded")                   # ... and all of their z written
+        widx = ctrl_reg(m.UInt[ib], "widx")                  # the next z's address
+        ridx = ctrl_reg(m.UInt[ib], "ridx")                  # the next read (SUM, SEARCH)
+        issuing = ctrl_reg(m.Bit, "issuing")
+        rd_valid = ctrl_reg(m.Bit, "rd_valid")               # the read register holds a word
+        oidx = ctrl_reg(m.UInt[ib], "oidx")                  # the element of the next term out
+        coin_fed = ctrl_reg(m.Bit, "coin_fed")
+        coin_have = ctrl_reg(m.Bit, "coin_have")
         zmax = data_reg(m.SInt[ACT_BITS], "zmax")
         total = data_reg(m.UInt[tb], "total")
         coin = data_reg(m.UInt[tb], "coin", enable=True)
-        cdf = data_reg(m.UInt[tb], "cdf")
+        gap = data_reg(m.SInt[tb + 1], "gap")               # coin - the running cdf
         state = data_reg(m.Bits[PRNG_BITS], "prng")
         o_valid = ctrl_reg(m.Bit, "o_valid")
         o_data = data_reg(m.UInt[ib], "o_data")
 
         in_load, in_sum = phase.O == LOAD, phase.O == SUM
         in_coin, in_search = phase.O == COIN, phase.O == SEARCH
-        last = idx.O == (vocab - 1)
-        o_free = ~o_valid.O | io.O.ready
+        zpipe = Flowing(Z_FORMAL if formal else SAMPLER_Z_PIPELINE, "z_")
+        tpipe = Flowing(TERM_FORMAL if formal else SAMPLER_TERM_PIPELINE, "t_")
+        cpipe = Flowing(COIN_FORMAL if formal else SAMPLER_COIN_PIPELINE, "c_")
 
-        # LOAD: z_i into the memory, the running max
+        # LOAD: z_i through its pipeline into the memory, the running max
+        all_in = n_in.O == vocab
+        i_ready = (in_load & ~all_in) if mutant != "accept_while_busy" else m.bit(1)
+        load_fire = io.I.valid & i_ready & in_load & ~all_in
+        cut = zpipe.feed(load_fire)
         if formal:
-            z = m.sint(io.I.data)
+            z = cut("z", m.sint(io.I.data))
         else:
-            prod = units.s_(io.I.data, 64) * units.s_(m.uint(io.inv_t), 64)
-            z = units.sat(units.rshr(prod, INV_T_FRAC), ACT_BITS)
-        i_ready = in_load if mutant != "accept_while_busy" else m.bit(1)
-        load_fire = io.I.valid & i_ready & in_load
-        new_max = (idx.O == 0) | (z > zmax.O)
-        zmax.I @= m.mux([zmax.O, z], load_fire & new_max)
+            prod = units.product(m.sint(io.I.data), units.s_(m.uint(io.inv_t), ACT_BITS), cut, "z")
+            z = cut("z_sat", units.sat(units.rshr(prod, INV_T_FRAC), ACT_BITS))
+        cut.done()
+        write = zpipe.out_valid
+        w_last = widx.O == (vocab - 1)
+        new_max = (widx.O == 0) | (z > zmax.O)
+        zmax.I @= m.mux([zmax.O, z], write & new_max)
+        widx.I @= m.mux([widx.O, m.mux([widx.O + 1, m.uint(0, ib)], w_last)], write)
+        to_sum = in_load & loaded.O & ~tpipe.busy            # every z written, the term pipeline empty
+        loaded.I @= (loaded.O | (write & w_last)) & ~to_sum
+        n_in.I @= m.mux([m.mux([n_in.O, n_in.O + 1], load_fire), m.uint(0, len(n_in.O))], to_sum)
 
-        # SUM and SEARCH: the term of element idx (its word is on the read port)
-        raddr = m.Bits[ib]()     # the read address: the element counter's next value (below)
-        zi = m.sint(memory("zmem", vocab, ACT_BITS, io.CLK, load_fire, m.bits(idx.O), m.bits(z),
-                           raddr, registered=True))
+        # SUM and SEARCH: a read a cycle, the word of element ridx one cycle later in the read
+        # register, then its term through the term pipeline
+        issue = issuing.O & (in_sum | in_search)
+        r_last = ridx.O == (vocab - 1)
+        zi = m.sint(memory("zmem", vocab, ACT_BITS, io.CLK, write, m.bits(widx.O), m.bits(z),
+                           m.bits(ridx.O), registered=True))
+        rd_valid.I @= issue
+        cut = tpipe.feed(rd_valid.O)
         if formal:
-            d = m.uint((m.bits(zi) ^ m.bits(zmax.O))[:4])
-            term = m.zext_to(d, tb) + m.uint(1, tb)
+            d = cut("diff", m.uint((m.bits(zi) ^ m.bits(zmax.O))[:4]))
+            term = cut("term", m.zext_to(d, tb) + m.uint(1, tb))
         else:
             diff = units.s_(zi, ACT_BITS + 1) - units.s_(zmax.O, ACT_BITS + 1)
-            term = m.zext_to(units.exp_neg(units.sat(diff, ACT_BITS)), tb)
-        total.I @= m.mux([total.O, m.mux([total.O, m.uint(0, tb)], idx.O == 0) + term], in_sum)
+            d = cut("diff", units.sat(diff, ACT_BITS))
+            term = m.zext_to(units.exp_neg(d, cut=cut), tb)
+        cut.done()
+        tv = tpipe.out_valid
+        o_last = oidx.O == (vocab - 1)
+        first = oidx.O == 0
+        total.I @= m.mux([total.O, m.mux([total.O, m.uint(0, tb)], first) + term], in_sum & tv)
+        sum_done = in_sum & tv & o_last
 
-        # COIN: one PRNG step per token
+        # COIN: one PRNG step per token, its product through the coin pipeline
+        coin_go = in_coin & ~coin_fed.O
         r = xorshift32(state.O)
+        cut = cpipe.feed(coin_go)
         if formal:
-            coin_next = total.O >> 1
+            coin_next = cut("coin", total.O >> 1)
         else:
             w = PRNG_BITS + tb
-            wide = m.zext_to(m.uint(r), w) * m.zext_to(total.O, w)
-            coin_next = m.uint(m.bits(wide)[PRNG_BITS:])
-        load_when(coin, in_coin, coin_next)
-        state.I @= m.mux([m.mux([state.O, r], in_coin), io.seed], m.bit(io.RESET))
+            wide = units.product(m.uint(r), total.O, cut, "coin", w + 1)   # < 2^(32 + tb - 1)
+            coin_next = m.uint(m.bits(wide)[PRNG_BITS:w])
+        cut.done()
+        load_when(coin, cpipe.out_valid, coin_next)
+        state.I @= m.mux([m.mux([state.O, r], coin_go), io.seed], m.bit(io.RESET))
+        to_search = in_coin & coin_have.O & ~o_valid.O        # the token will find O empty
+        coin_fed.I @= (coin_fed.O | coin_go) & ~to_search
+        coin_have.I @= (coin_have.O | cpipe.out_valid) & ~to_search
 
-        # SEARCH: the first element whose running cdf passes the coin
-        cdf_next = m.mux([cdf.O, m.uint(0, tb)], idx.O == 0) + term
-        hit = (cdf_next >= coin.O) if mutant == "cdf_ge" else (cdf_next > coin.O)
-        found = in_search & (hit | last)
-        emit = found & o_free
-        step = load_fire | in_sum | (in_search & ~found)
-        cdf.I @= m.mux([cdf.O, cdf_next], in_search & ~found)
+        # SEARCH: the first element whose running cdf passes the coin: cdf > coin is
+        # coin - cdf < 0, so the register holds the gap and one subtraction's sign decides
+        coin_s = m.sint(m.zext_to(coin.O, tb + 1))
+        gap_next = m.mux([gap.O, coin_s], first) - m.sint(m.zext_to(term, tb + 1))
+        below = m.bits(gap_next)[tb]
+        hit = (below | (gap_next == m.sint(0, tb + 1))) if mutant == "cdf_ge" else below
+        found = in_search & tv & (hit | o_last)
+        gap.I @= m.mux([gap.O, gap_next], in_search & tv)
 
-        idx_next = m.mux([idx.O, m.mux([idx.O + 1, m.uint(0, ib)], last)], step)
-        idx_next = m.mux([idx_next, m.uint(0, ib)], emit)
-        idx.I @= idx_next
-        raddr @= m.bits(idx_next)
-        nxt = m.mux([phase.O, m.uint(SUM, 2)], in_load & load_fire & last)
-        nxt = m.mux([nxt, m.uint(COIN, 2)], in_sum & last)
-        nxt = m.mux([nxt, m.uint(SEARCH, 2)], in_coin)
-        nxt = m.mux([nxt, m.uint(LOAD, 2)], emit)
+        step_out = (in_sum | in_search) & tv
+        oidx.I @= m.mux([m.mux([oidx.O, m.mux([oidx.O + 1, m.uint(0, ib)], o_last)], step_out),
+                         m.uint(0, ib)], found)
+        ridx.I @= m.mux([m.mux([ridx.O, m.mux([ridx.O + 1, m.uint(0, ib)], r_last)], issue), m.uint(0, ib)], found)
+        issuing.I @= m.mux([issuing.O & ~(issue & r_last) & ~found, m.bit(1)], to_sum | to_search)
+        nxt = m.mux([phase.O, m.uint(SUM, 2)], to_sum)
+        nxt = m.mux([nxt, m.uint(COIN, 2)], sum_done)
+        nxt = m.mux([nxt, m.uint(SEARCH, 2)], to_search)
+        nxt = m.mux([nxt, m.uint(LOAD, 2)], found)
         phase.I @= nxt
-        o_valid.I @= (o_valid.O & ~io.O.ready) | emit
-        o_data.I @= m.mux([o_data.O, idx.O], emit)
+        o_valid.I @= (o_valid.O & ~io.O.ready) | found
+        o_data.I @= m.mux([o_data.O, oidx.O], found)
 
         io.I.ready @= i_ready
         io.O.valid @= o_valid.O
@@ -147,22 +194,34 @@ class Sampler(m.Generator2):
             from magma_llama.formal.props import Props
             p = Props(io)
             i, o = p.monitor(io.I), p.monitor(io.O)
-            ph, ix = p.sig(phase.O), p.sig(idx.O)
-            p.assert_(f"{ix} < {vocab}")
-            p.assert_(f"{ph} != {COIN} || {ix} == 0")
+            ph, wi, ri, oi, ni = (p.sig(x.O) for x in (phase, widx, ridx, oidx, n_in))
+            ld, iss, rv, cf, ch, ov = (p.sig(x.O) for x in (loaded, issuing, rd_valid, coin_fed, coin_have, o_valid))
+            p.assert_(f"{wi} < {vocab} && {ri} < {vocab} && {oi} < {vocab} && {ni} <= {vocab}")
             p.assert_(f"!{o['valid']} || {o['data']} < {vocab}")
-            # every logit accepted lands in the vector being loaded: logits in = vocab x
-            # vectors completed + the load position (counted modulo 2^8)
+            # every logit taken lands in the vector being loaded: logits in = vocab x vectors
+            # loaded + this vector's count (counted modulo 2^8); its z are written or in the pipeline
             f_in = p.counter(i["fire"], 8, "logits")
-            f_vec = p.counter(f"{i['fire']} && {ph} == {LOAD} && {ix} == {vocab - 1}", 8, "vectors")
-            p.assert_(f"{f_in} == 8'd{vocab} * {f_vec} + ({ph} == {LOAD} ? {ix} : 8'd0)")
-            # one token per vector: vectors in minus tokens out = the vector in work + the unread token
+            f_vec = p.counter(p.sig(to_sum), 8, "vectors")
+            p.assert_(f"{f_in} == 8'd{vocab} * {f_vec} + {ni}")
+            p.assert_(f"{ph} == {LOAD} || ({ni} == 0 && !{ld} && ({zpipe.count(p, 8)}) == 0)")
+            p.assert_(f"({ld} ? 8'd{vocab} : 8'd0 + {wi}) + ({zpipe.count(p, 8)}) == 8'd0 + {ni}")
+            p.assert_(f"!{ld} || {wi} == 0")
+            # SUM and SEARCH: the reads issued are the terms out, the read register and the pipeline
+            inside = f"({rv} ? 8'd1 : 8'd0) + {tpipe.count(p, 8)}"
+            p.assert_(f"!({ph} == {SUM} || {ph} == {SEARCH}) || "
+                      f"({iss} ? 8'd0 + {ri} : 8'd{vocab}) == 8'd0 + {oi} + {inside}")
+            p.assert_(f"{ph} == {SUM} || {ph} == {SEARCH} || (!{iss} && {ri} == 0 && {oi} == 0)")
+            p.assert_(f"{ph} != {COIN} || ({inside}) == 0")
+            p.assert_(f"{ph} == {COIN} || (!{cf} && !{ch} && ({cpipe.count(p, 8)}) == 0)")
+            p.assert_(f"!{ch} || {cf}")
+            p.assert_(f"{ph} != {SEARCH} || !{ov}")
+            # one token per vector: vectors loaded minus tokens out = the vector in work + the unread token
             f_out = p.counter(o["fire"], 8, "tokens")
-            p.assert_(f"{f_vec} - {f_out} == ({ph} != {LOAD} ? 8'd1 : 8'd0) + ({o['valid']} ? 8'd1 : 8'd0)")
-            # covers: a vector in and its token out; a second token; a hit held by a stalled O
+            p.assert_(f"{f_vec} - {f_out} == ({ph} != {LOAD} ? 8'd1 : 8'd0) + ({ov} ? 8'd1 : 8'd0)")
+            # covers: a vector in and its token out; a second token; a coin waiting for O to empty
             toks = p.counter(o["fire"], 2, "seen")
             p.cover(f"{o['fire']} && {toks} == 2'd1")
-            p.cover(f"({ph} == {SEARCH}) && {o['valid']} && !{o['ready']} && {p.sig(found)}")
+            p.cover(f"{ph} == {COIN} && {ch} && {ov} && !{o['ready']}")
             p.emit()
 
 
@@ -175,4 +234,4 @@ def designs():
     from magma_llama.formal.designs import stage_row
     return [stage_row("sampler", f"Temperature sampler, vocab {SAMPLER_EMITTED} (emit) / {SAMPLER_PROVED} (proof, "
                       "cheap payload arithmetic): phases, one token per vector",
-                      Sampler, (SAMPLER_EMITTED,), (SAMPLER_PROVED,), ("accept_while_busy",), depth=8, cover_depth=24)]
+                      Sampler, (SAMPLER_EMITTED,), (SAMPLER_PROVED,), ("accept_while_busy",), depth=8, cover_depth=48)]

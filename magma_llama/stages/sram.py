@@ -26,15 +26,18 @@ from magma_llama.streams.types import clog2
 _SOURCES: dict[str, str] = {}
 
 
-def _text(name: str, depth: int, width: int, abits: int, registered: bool, read_enable: bool) -> str:
+def _text(name: str, depth: int, width: int, abits: int, registered: bool, read_enable: bool,
+          read_clock: bool = False) -> str:
+    rclk = "RCLK" if read_clock else "CLK"
     if registered:    # a read during a write of the same word returns the old word (read first)
         read = (f"  reg [{width - 1}:0] rdata;\n"
-                f"  always @(posedge CLK) {'if (RE) ' if read_enable else ''}rdata <= mem[RADDR];\n"
+                f"  always @(posedge {rclk}) {'if (RE) ' if read_enable else ''}rdata <= mem[RADDR];\n"
                 f"  assign RDATA = rdata;\n")
     else:
         read = f"  assign RDATA = mem[RADDR];\n"
     re = "input RE, " if read_enable else ""
-    return (f"module {name} (input CLK, {re}input [{abits - 1}:0] RADDR, output [{width - 1}:0] RDATA,\n"
+    rc = "input RCLK, " if read_clock else ""
+    return (f"module {name} (input CLK, {rc}{re}input [{abits - 1}:0] RADDR, output [{width - 1}:0] RDATA,\n"
             f"    input WE, input [{abits - 1}:0] WADDR, input [{width - 1}:0] WDATA);\n"
             f"  reg [{width - 1}:0] mem [0:{depth - 1}];\n"
             f"  always @(posedge CLK) if (WE) mem[WADDR] <= WDATA;\n"
@@ -43,21 +46,26 @@ def _text(name: str, depth: int, width: int, abits: int, registered: bool, read_
 
 
 @functools.lru_cache(maxsize=None)
-def Sram(depth: int, width: int, registered: bool = False, read_enable: bool = False):
+def Sram(depth: int, width: int, registered: bool = False, read_enable: bool = False, read_clock: bool = False):
     """A depth x width SRAM: mem[WADDR] <= WDATA when WE; RDATA = mem[RADDR], combinational, or
     (registered) sampled at the clock edge, with read_enable only in the cycles where RE is high
-    (the read register holds its word otherwise: a block RAM's output clock enable)."""
+    (the read register holds its word otherwise: a block RAM's output clock enable).
+    read_clock: the registered read on its own clock `RCLK` (a block RAM's read port has its
+    own clock), so a reader on a gated clock sees the word change only on its own edges."""
     if read_enable and not registered:
         raise ValueError("sram: a read enable needs the registered read")
+    if read_clock and not registered:
+        raise ValueError("sram: a read clock needs the registered read")
     abits = clog2(depth)
-    name = f"Sram{'RE' if read_enable else 'R' if registered else ''}_{depth}x{width}"
-    _SOURCES[name] = _text(name, depth, width, abits, registered, read_enable)
+    name = f"Sram{'RE' if read_enable else 'R' if registered else ''}{'C' if read_clock else ''}_{depth}x{width}"
+    _SOURCES[name] = _text(name, depth, width, abits, registered, read_enable, read_clock)
 
     module_name = name
 
     class _Sram(m.Circuit):
         name = module_name          # named in the class body: the CoreIR backend keys on it
-        io = m.IO(CLK=m.In(m.Clock), **({"RE": m.In(m.Bit)} if read_enable else {}),
+        io = m.IO(CLK=m.In(m.Clock), **({"RCLK": m.In(m.Clock)} if read_clock else {}),
+                  **({"RE": m.In(m.Bit)} if read_enable else {}),
                   RADDR=m.In(m.Bits[abits]), RDATA=m.Out(m.Bits[width]),
                   WE=m.In(m.Bit), WADDR=m.In(m.Bits[abits]), WDATA=m.In(m.Bits[width]))
     return _Sram

@@ -99,21 +99,23 @@ def release(cut, kept) -> tuple:
     return tuple(kept) if cut is None else cut.release(kept)
 
 
-def product(a, b, cut=None, name: str = "mul"):
-    """a * b as SInt[WIDE] (the operands at their own widths: the caller cuts them to the range
-    it knows).  With a cut: the DSP-tile partial products registered (`<name>_parts`), then
-    their sum (`<name>`)."""
+def product(a, b, cut=None, name: str = "mul", width: int = WIDE):
+    """a * b as SInt[width] (the operands at their own widths: the caller cuts them to the range
+    it knows; a UInt is unsigned).  With a cut: the DSP-tile partial products registered
+    (`<name>_parts`), then their sum (`<name>`)."""
     if cut is None:
-        return s_(a, WIDE) * s_(b, WIDE)
+        return s_(a, width) * s_(b, width)
     parts = partial_products(a, b)
     regs = cut(f"{name}_parts", *[p for _, p in parts])
     regs = regs if isinstance(regs, tuple) else (regs,)
-    return cut(name, sum_partials([(sh, r) for (sh, _), r in zip(parts, regs)], WIDE))
+    return cut(name, sum_partials([(sh, r) for (sh, _), r in zip(parts, regs)], width))
 
 
 def _amount(s, n: int, limit: int | None = None):
     """A runtime unsigned shift amount as n bits, clamped to min(s, limit) (limit < 2^n)."""
     s = m.uint(m.bits(s))
+    if limit is not None and (1 << len(s)) - 1 <= limit:
+        limit = None if len(s) <= n else limit         # s cannot pass the limit
     w = max(len(s), n)
     s = _ext(s, w, False)
     if limit is not None and limit < (1 << w) - 1:
@@ -139,17 +141,18 @@ def _bit(x, i: int):
 
 
 # --- shifts, rounding, saturation ---------------------------------------------------------
-def shift_round(x, neg, amt, cut=None, name: str = "shift"):
+def shift_round(x, neg, amt, cut=None, name: str = "shift", bounded: bool = False):
     """x << amt, or (neg) x shifted right by amt + 1 and rounded half up: u = x >> amt (bit 0 of u
     is the rounding half), then (u >> 1) + u[0], which never overflows.  x: SInt or UInt (the
     result is the same width and kind); amt: an unsigned runtime amount of any width (amounts
-    past x's width shift every bit out).  With a cut: shifted by the amount's high bits
-    (`<name>_shift_hi`), by its low bits (`<name>_shift_lo`), then rounded (`<name>_round`)."""
+    past x's width shift every bit out; `bounded`: the caller knows amt <= x's width).  With a
+    cut: shifted by the amount's high bits (`<name>_shift_hi`), by its low bits
+    (`<name>_shift_lo`), then rounded (`<name>_round`)."""
     signed = _signed(x)
     x = m.sint(m.bits(x)) if signed else m.uint(m.bits(x))
     w = len(x)
     k = w.bit_length()                            # amounts 0 .. w
-    a = _amount(amt, k, w)
+    a = _ext(m.uint(m.bits(amt)), k, False) if bounded else _amount(amt, k, w)
     lo = max(1, k // 2)
 
     def by(v, bits, right):
@@ -171,8 +174,9 @@ def rshr(x, s, clamp: bool = True, cut=None, name: str = "rshr"):
 
     s: a Python int (wiring only) or an unsigned magma value.  A runtime s is clamped to
     MAX_SHIFT like `fixed.rshr` on arrays (clamp=False: the exact value for any s, as
-    `mul_rshr_wide` needs), and shifts by s - 1 through `shift_round` (its stages with a cut).
-    Never overflows (the rounding adds at most one below 2^(w-1))."""
+    `mul_rshr_wide` needs), and shifts by s - 1 through `shift_round`; with a cut, the amount
+    is registered first (`<name>_amount`, then shift_round's stages).  Never overflows (the
+    rounding adds at most one below 2^(w-1))."""
     signed = _signed(x)
     x = m.sint(m.bits(x)) if signed else m.uint(m.bits(x))
     w = len(x)
@@ -188,7 +192,10 @@ def rshr(x, s, clamp: bool = True, cut=None, name: str = "rshr"):
     sh = _amount(s, n, MAX_SHIFT) if clamp else s
     nz = sh != m.uint(0, n)
     amt = m.mux([m.uint(0, n), sh - m.uint(1, n)], nz)       # a right shift by s = by s - 1, rounded
-    return shift_round(x, nz, amt, cut, name)
+    if clamp:
+        amt = _ext(amt, MAX_SHIFT.bit_length(), False)       # <= MAX_SHIFT - 1
+    x, nz, amt = cut_at(cut, f"{name}_amount", x, nz, amt)
+    return shift_round(x, nz, amt, cut, name, bounded=clamp and MAX_SHIFT - 1 <= w)
 
 
 def sat(x, bits: int = ACT_BITS):
@@ -235,15 +242,20 @@ def shift_sat(x, k, bits: int = ACT_BITS):
 def shift_each(x, k, cut=None, name: str = "shift_each"):
     """x * 2^k (k: SInt runtime exponent), rounding where k < 0 (shift clamped at
     MAX_SHIFT), wrapping on the left like int64 (fixed.shift_each).  SInt like x.
-    A right shift by -k is one by -k - 1 = ~k, rounded (`shift_round`, its stages with a cut)."""
+    A right shift by -k is one by -k - 1 = ~k, rounded (`shift_round`); with a cut, the
+    direction and the amount (at most x's width) are registered first (`<name>_amount`)."""
     x = m.sint(m.bits(x))
+    w = len(x)
     k = m.sint(m.bits(k))
     n = len(k)
     neg = m.bits(k)[n - 1]
     right = m.uint(m.bits(~k))                                 # -k - 1
     if MAX_SHIFT - 1 < (1 << n) - 1:
         right = m.mux([right, m.uint(MAX_SHIFT - 1, n)], right > m.uint(MAX_SHIFT - 1, n))
-    return shift_round(x, neg, m.mux([m.uint(m.bits(k)), right], neg), cut, name)
+    kb = w.bit_length()
+    amt = m.mux([_amount(m.uint(m.bits(k)), kb, w), _amount(right, kb, w)], neg)   # <= w
+    x, neg, amt = cut_at(cut, f"{name}_amount", x, neg, amt)
+    return shift_round(x, neg, amt, cut, name, bounded=True)
 
 
 def apply_scale(x, mant, exp, bits: int = ACT_BITS):
@@ -458,9 +470,8 @@ def recip(a, frac: int, cut=None):
     stages of latency.RECIP_PIPELINE.  a = 0 is outside the domain (the result is meaningless)."""
     _check_frac(frac, "recip")
     kept = keep(cut, a)
-    n = bit_length(a, cut, "rcp_lead")
+    n = s_(bit_length(a, cut, "rcp_lead"), 10) - m.sint(1, 10)
     a, = release(cut, kept)
-    n, a = cut_at(cut, "rcp_n", s_(n, 10) - m.sint(1, 10), a)
     kept = keep(cut, n)
     mm = _align(a, n, Q30, cut=cut, name="rcp_align")
     n, = release(cut, kept)
@@ -471,7 +482,8 @@ def recip(a, frac: int, cut=None):
     k = T.RECIP_LUT_BITS
     mm, e = cut_at(cut, "rcp_norm", _ext(mm, NEWTON_BITS), e)
     y = s_(rom(T.recip_seed(k), m.uint(m.bits(mm)[Q30 - k:Q30]), T.SEED_WIDTH), NEWTON_BITS)
-    y, mm, e = cut_at(cut, "rcp_seed", y, mm, e)
+    y, mm, e = cut_at(cut, "rcp_seed", y, mm, e)           # a block RAM's read register
+    y, mm, e = cut_at(cut, "rcp_y0", y, mm, e)             # then a register before the multipliers
     kept = keep(cut, mm, e)
     for i in range(T.RECIP_NEWTON):
         kept_y = keep(cut, y)

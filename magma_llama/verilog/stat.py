@@ -72,7 +72,7 @@ def yosys_stat(verilog: Path, top: str) -> Stat:
 def sram_instances(verilog_text: str) -> list[tuple[str, int, int]]:
     """(instance, depth, width) of every SRAM instance in the Verilog."""
     return [(inst, int(d), int(w)) for d, w, inst in
-            re.findall(r"^\s*Sram(?:RE|R)?_(\d+)x(\d+)\s+(\w+)\s*\(", verilog_text, re.M)]
+            re.findall(r"^\s*Sram(?:REC|RE|RC|R)?_(\d+)x(\d+)\s+(\w+)\s*\(", verilog_text, re.M)]
 
 
 def parse_stat(text: str, top: str) -> Stat:
