@@ -92,8 +92,10 @@ SWIGLU_LATENCY = len(SWIGLU_PIPELINE) + 1   # a pair's transfer to its O beat's 
                                             # rshr + sat into the FIFO (pipeline.Credited)
 
 SAMPLER_Z_PIPELINE = (*product_stages("z"), "z_sat")     # Sampler LOAD: logit * inv_t, then sat(rshr(., 16))
-SAMPLER_TERM_PIPELINE = ("diff", *EXP_NEG_PIPELINE)        # Sampler SUM/SEARCH: sat(z_i - M), exp_neg
-SAMPLER_COIN_PIPELINE = product_stages("coin")             # Sampler COIN: r * total
+SAMPLER_TERM_PIPELINE = ("word", "diff", *EXP_NEG_PIPELINE)   # Sampler SUM/SEARCH: the block RAM's word
+                                                               # registered, sat(z_i - M), exp_neg
+SAMPLER_COIN_PIPELINE = ("coin_r", *product_stages("coin"))   # Sampler COIN: r = xorshift32(state) and
+                                                               # total registered, then r * total
 
 
 def sampler_latency(vocab: int, token: int) -> int:

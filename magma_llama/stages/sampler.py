@@ -137,6 +137,7 @@ class Sampler(m.Generator2):
             d = cut("diff", m.uint((m.bits(zi) ^ m.bits(zmax.O))[:4]))
             term = cut("term", m.zext_to(d, tb) + m.uint(1, tb))
         else:
+            zi = cut("word", zi)                  # the RAM's output reaches no arithmetic directly
             diff = units.s_(zi, ACT_BITS + 1) - units.s_(zmax.O, ACT_BITS + 1)
             d = cut("diff", units.sat(diff, ACT_BITS))
             term = m.zext_to(units.exp_neg(d, cut=cut), tb)
@@ -155,7 +156,8 @@ class Sampler(m.Generator2):
             coin_next = cut("coin", total.O >> 1)
         else:
             w = PRNG_BITS + tb
-            wide = units.product(m.uint(r), total.O, cut, "coin", w + 1)   # < 2^(32 + tb - 1)
+            rr, tt = cut("coin_r", m.uint(r), total.O)      # the xorshift reaches no multiplier directly
+            wide = units.product(rr, tt, cut, "coin", w + 1)   # < 2^(32 + tb - 1)
             coin_next = m.uint(m.bits(wide)[PRNG_BITS:w])
         cut.done()
         load_when(coin, cpipe.out_valid, coin_next)
