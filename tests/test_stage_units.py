@@ -1,8 +1,8 @@
 """The shared function units (stages/units.py), bit-exact against numerics.
 
-The pipelined forms (a unit given a `stages.pipeline.Cuts`: exp_neg, recip and silu, their
+The pipelined forms (a unit given a `stages.pipeline.Cuts`: exp_neg, recip, rsqrt and silu, their
 registers loading every cycle) are on the same bench: each output is compared with numpy of
-the operands its pipeline's length of cycles before (latency.EXP_NEG/RECIP/SILU_PIPELINE).
+the operands its pipeline's length of cycles before (latency.EXP_NEG/RECIP/RSQRT/SILU_PIPELINE).
 
 One Verilator build of a wrapper that feeds every unit from shared operands
 (a: 64 bits, b: 32 bits, s: 8 bits).  The operands come either from a 64-bit
@@ -87,6 +87,7 @@ def _bench():
         "rsqrt7_m": m.UInt[31], "rsqrt7_e": m.SInt[8], "sigmoid": m.UInt[31], "silu": m.SInt[32],
         "smul_m": m.UInt[31], "smul_e": m.SInt[8], "rom": m.SInt[32],
         "exp_neg_p": m.UInt[31], "recip_p_m": m.UInt[31], "recip_p_e": m.SInt[8], "silu_p": m.SInt[32],
+        "rsqrt_p_m": m.UInt[31], "rsqrt_p_e": m.SInt[8],
     }
 
     class UnitsBench(m.Circuit):
@@ -149,6 +150,11 @@ def _bench():
         cut.done()
         io.recip_p_m @= rm
         io.recip_p_e @= re_
+        cut = Cuts(L.RSQRT_PIPELINE, prefix="pq_")
+        qm, qe = U.rsqrt(u62, RSQRT_FRAC, cut=cut)
+        cut.done()
+        io.rsqrt_p_m @= qm
+        io.rsqrt_p_e @= qe
         cut = Cuts(L.SILU_PIPELINE, prefix="ps_")
         io.silu_p @= U.silu(x32, cut=cut)
         cut.done()
@@ -380,14 +386,16 @@ def test_pipelined_units_bit_exact(sim):
             ("exp_neg_p", len(L.EXP_NEG_PIPELINE), lambda j: FN.exp_neg(x32[j])),
             ("recip_p_m", len(L.RECIP_PIPELINE), lambda j: FN.recip(np.maximum(u62[j], 1), RECIP_FRAC)[0]),
             ("recip_p_e", len(L.RECIP_PIPELINE), lambda j: FN.recip(np.maximum(u62[j], 1), RECIP_FRAC)[1]),
+            ("rsqrt_p_m", len(L.RSQRT_PIPELINE), lambda j: FN.rsqrt(np.maximum(u62[j], 1), RSQRT_FRAC)[0]),
+            ("rsqrt_p_e", len(L.RSQRT_PIPELINE), lambda j: FN.rsqrt(np.maximum(u62[j], 1), RSQRT_FRAC)[1]),
             ("silu_p", len(L.SILU_PIPELINE), lambda j: FN.silu(x32[j]))):
         assert lat <= PIPE_PAD
-        w = 8 if name.endswith("_e") else 31 if name in ("exp_neg_p", "recip_p_m") else 32
-        got = _col(rows, name, w, signed=name in ("recip_p_e", "silu_p"))
+        w = 8 if name.endswith("_e") else 31 if name in ("exp_neg_p", "recip_p_m", "rsqrt_p_m") else 32
+        got = _col(rows, name, w, signed=name in ("recip_p_e", "rsqrt_p_e", "silu_p"))
         n = 0
         for lo, hi in zip(starts, starts[1:]):
             j = np.arange(lo, hi - lat)                   # operand rows whose result is on row j + lat
-            mask = pos[j] if name.startswith("recip") else None
+            mask = pos[j] if name.startswith(("recip", "rsqrt")) else None
             want_v = np.asarray([int(v) for v in np.ravel(want(j))], object)
             idx = _mismatches(got[j + lat], want_v, mask)
             assert idx.size == 0, _report(name, [rows[i] for i in j], idx, got[j + lat], want_v)

@@ -9,7 +9,7 @@ between "term" and "acc"; the last entry, "fifo", is the Y FIFO's entry itself."
 
 from __future__ import annotations
 
-from magma_llama.numerics.tables import RECIP_NEWTON
+from magma_llama.numerics.tables import RECIP_NEWTON, RSQRT_NEWTON
 
 ARGMAX_LATENCY = 2    # Argmax: the input skid's register, then the O register
 
@@ -70,6 +70,23 @@ RECIP_PIPELINE = (    # units.recip of a 64-bit operand
     "rcp_y0",     # ... registered again: the RAM's output reaches no multiplier directly
     *(st for i in range(RECIP_NEWTON) for st in newton_stages(i)),
     "rcp_out",    # the Scale, normalised
+)
+
+def rsqrt_newton_stages(i: int) -> tuple:
+    """One Newton step of units.rsqrt: y2 = rshr(y y, 30), d = 3 - rshr(m y2, 30),
+    y <- rshr(y d, 31)."""
+    return (*product_stages(f"rsq_nr{i}_y2"), f"rsq_nr{i}_y2r", *product_stages(f"rsq_nr{i}_my2"), f"rsq_nr{i}_d",
+            *product_stages(f"rsq_nr{i}_yd"), f"rsq_nr{i}_y")
+
+
+RSQRT_PIPELINE = (    # units.rsqrt of a 64-bit operand (RMSNorm's scale; not used by a stage yet)
+    "rsq_lead0", "rsq_lead1", "rsq_lead2",   # the leading one n
+    *shift_stages("rsq_align"),        # the operand normalised to [1, 4) by n's parity
+    "rsq_norm",   # a rounding carry folded back; the exponent's half
+    "rsq_seed",   # the rsqrt_seed entry (a block RAM's read register)
+    "rsq_y0",     # ... registered again before the multipliers
+    *(st for i in range(RSQRT_NEWTON) for st in rsqrt_newton_stages(i)),
+    "rsq_out",    # the Scale, normalised
 )
 
 SIGMOID_PIPELINE = (  # units.sigmoid

@@ -495,29 +495,42 @@ def recip(a, frac: int, cut=None):
     return _scale_result(s_(y, WIDE), -e, cut, "rcp_out")
 
 
-def rsqrt(a, frac: int):
+def rsqrt(a, frac: int, cut=None):
     """1 / sqrt(a): UInt[64] a in [1, 2^62] with `frac` fraction bits -> Scale (functions.rsqrt).
 
     Priority encoder, normalise to m in [1, 4) by the exponent's parity, seed from
     rsqrt_seed (3 * 2^RSQRT_LUT_BITS entries), RSQRT_NEWTON Newton steps of three
-    multipliers each.  Depth: 3 * RSQRT_NEWTON multipliers."""
+    multipliers each.  Depth: 3 * RSQRT_NEWTON multipliers; with a cut, the stages of
+    latency.RSQRT_PIPELINE."""
     _check_frac(frac, "rsqrt")
-    n = s_(bit_length(a), 10) - m.sint(1, 10)
+    kept = keep(cut, a)
+    n = s_(bit_length(a, cut, "rsq_lead"), 10) - m.sint(1, 10)
+    a, = release(cut, kept)
     ne = n - m.sint(frac, 10)
     odd = m.bits(ne)[0]
-    mm = _align(a, n, Q30, odd)
+    kept = keep(cut, ne, odd)
+    mm = _align(a, n, Q30, odd, cut=cut, name="rsq_align")
+    ne, odd = release(cut, kept)
     half_e = (ne - s_(m.uint(m.bits(odd, 1)), 10)) >> m.sint(1, 10)
     over = mm >= m.sint(1 << 32, WIDE)
     mm = m.mux([mm, m.sint(ONE_Q30, WIDE)], over)
     half_e = half_e + s_(m.uint(m.bits(over, 1)), 10)
+    mm, half_e = cut_at(cut, "rsq_norm", _ext(mm, NEWTON_BITS + 1), half_e)    # m in [2^30, 2^32)
     b = T.RSQRT_LUT_BITS
     idx = m.uint(m.bits(mm)[Q30 - b:Q30 + 2]) - m.uint(1 << b, b + 2)
-    y = s_(rom(T.rsqrt_seed(b), idx, T.SEED_WIDTH), WIDE)
-    for _ in range(T.RSQRT_NEWTON):
-        y2 = rshr(y * y, Q30)
-        my2 = rshr(mm * y2, Q30)
-        y = rshr(y * (m.sint(3 << Q30, WIDE) - my2), Q30 + 1)
-    return _scale_result(y, -half_e)
+    y = s_(rom(T.rsqrt_seed(b), idx, T.SEED_WIDTH), NEWTON_BITS)
+    y, mm, half_e = cut_at(cut, "rsq_seed", y, mm, half_e)  # a block RAM's read register
+    y, mm, half_e = cut_at(cut, "rsq_y0", y, mm, half_e)
+    kept = keep(cut, mm, half_e)
+    for i in range(T.RSQRT_NEWTON):
+        kept_y = keep(cut, y)
+        y2 = cut_at(cut, f"rsq_nr{i}_y2r", _ext(rshr(product(y, y, cut, f"rsq_nr{i}_y2"), Q30), NEWTON_BITS))
+        my2 = product(kept[0], y2, cut, f"rsq_nr{i}_my2")
+        d = cut_at(cut, f"rsq_nr{i}_d", _ext(m.sint(3 << Q30, WIDE) - rshr(my2, Q30), NEWTON_BITS))
+        y, = release(cut, kept_y)
+        y = cut_at(cut, f"rsq_nr{i}_y", _ext(rshr(product(y, d, cut, f"rsq_nr{i}_yd"), Q30 + 1), NEWTON_BITS))
+    mm, half_e = release(cut, kept)
+    return _scale_result(s_(y, WIDE), -half_e, cut, "rsq_out")
 
 
 def scale_mul(a, b):
