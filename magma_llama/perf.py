@@ -8,7 +8,9 @@ runs on (docs/stages.md) and the words it takes from the weight port:
   bandwidth limit of B bytes/cycle, ceil(word_bits / 8) / B cycles a word), plus a few
   cycles after the last word for the result to pass the units behind MatVec (every
   projection finds its vector loaded: MatVec has two vector banks, and the op before
-  fills one while it runs, or the vector is kept);
+  fills one while it runs, or the vector is kept); an op that keeps the vector (K, V, W3)
+  takes its first words during the op before's tail (`AHEAD_GAP`), so that tail is paid
+  once;
 - an RMSNorm op scales and streams out `dim` elements, `gains_per_word` a cycle (its
   vector was loaded by the op that wrote x: EMB, O or W2), taking a word of gains a beat;
 - ATT runs every head at once (one attention unit per head, in lockstep), pos + 1
@@ -45,6 +47,9 @@ ATT_FIXED = 5          # ATT beyond pos + 1 positions and dim outputs: the reade
                        # stage (Pipe), V one cycle behind K, recip, the first output's register
 EMB_TAIL = 3 + EMBED_LATENCY  # EMB: request register, WREQ transfer, the first word's register, then Embed's
                               # pipeline (stages/latency.EMBED_PIPELINE) to its O register
+AHEAD_GAP = 2          # an op whose vector MatVec keeps (K, V, W3) takes its first words while the op before
+                       # finishes: from that op's last word, one cycle to move `wop` ahead and load the word
+                       # count, one for MatVec to keep its vector; the rest of the op before's tail overlaps
 
 
 @dataclass(frozen=True)
@@ -74,16 +79,21 @@ def op_cycles(cfg: Config, hw: Hardware, pos: float) -> dict[str, float]:
     # a beat of gains_per_word elements per port word of gains (gains_per_word divides dim)
     norm = secs["rms_final"].words * cpw + NORM_TAIL
     mv_tail = matvec_latency(hw.lanes) + MATVEC_TAIL
+    def ahead(tail_before: float, name: str) -> float:
+        """Cycles an op saves by taking its words during the tail of the op before (decoder/top.py `wop`)."""
+        return min(max(0.0, tail_before - AHEAD_GAP), words(name))
+
+    rope_tail = mv_tail + ROPE_TAIL
     per_layer = {
         "NORM_ATT": norm,
-        "Q": words("wq") + mv_tail + ROPE_TAIL,
-        "K": words("wk") + mv_tail + ROPE_TAIL,
-        "V": words("wv") + mv_tail,
+        "Q": words("wq") + rope_tail,
+        "K": words("wk") + rope_tail - ahead(rope_tail, "wk"),
+        "V": words("wv") + mv_tail - ahead(rope_tail, "wv"),
         "ATT": (pos + 1) + d + ATT_FIXED,      # every head at once; then dim outputs, head after head
         "O": words("wo") + mv_tail + STAGE_TAIL,
         "NORM_FFN": norm,
         "W1": words("w1") + mv_tail,
-        "W3": words("w3") + mv_tail + SWIGLU_IN + SWIGLU_LATENCY,
+        "W3": words("w3") + mv_tail + SWIGLU_IN + SWIGLU_LATENCY - ahead(mv_tail, "w3"),
         "W2": words("w2") + mv_tail + STAGE_TAIL,    # hb loaded MatVec's other vector bank during W3
     }
     emb_words = layout.embedding.words_per_row * cpw

@@ -157,6 +157,12 @@ class Decoder(m.Generator2):
         # ---- controller state -------------------------------------------------------------
         op = ctrl_reg(m.UInt[OP_BITS], "op")
         fresh = ctrl_reg(m.Bit, "fresh")             # the first cycle of an op
+        # the op whose weight words MatVec is taking: `op`, or (ahead) the op after it when that
+        # op reuses the vector (K after Q, V after K, W3 after W1) and `op`'s words are all in:
+        # its rows stream while `op`'s last results pass MatVec's pipeline and the units behind
+        wop = ctrl_reg(m.UInt[OP_BITS], "wop")
+        ahead = ctrl_reg(m.Bit, "ahead")
+        run_ahead = m.Bit()                          # wop moves ahead this cycle (driven below)
         layer = ctrl_reg(m.UInt[clog2(nl)], "layer")
         pos = ctrl_reg(m.UInt[clog2(seq)], "pos")
         prompt_done = ctrl_reg(m.Bit, "prompt_done")
@@ -165,10 +171,13 @@ class Decoder(m.Generator2):
         def is_op(*names):
             return any_of([op.O == OPS[n] for n in names])
 
-        def table(values: dict, bits_: int, default: int = 0):
-            """A per-op constant, selected by the op register (the program ROM)."""
+        def is_wop(*names):
+            return any_of([wop.O == OPS[n] for n in names])
+
+        def table(values: dict, bits_: int, default: int = 0, by=None):
+            """A per-op constant, selected by the op register (the program ROM), or by `by`."""
             vals = [m.uint(values.get(o.name, default), bits_) for o in PROGRAM]
-            return m.mux(pad_pow2(vals), op.O)
+            return m.mux(pad_pow2(vals), op.O if by is None else by)
 
         shapes = op_shapes(cfg)
         # run.c consults its sampler only after the prompt: a forced position takes the
@@ -195,8 +204,15 @@ class Decoder(m.Generator2):
         # the length of the vector an op loads into MatVec's other bank (for the next op)
         mv.load_cols @= table({o.name: shapes[o.name][0] for o in PROGRAM if o.dst == "matvec"},
                               len(mv.load_cols))
-        mv.n_rows @= table({k: s[1] for k, s in shapes.items()}, len(mv.n_rows))
-        mv.keep_x @= any_of([is_op(o.name) for o in PROGRAM if o.keep_x])
+        mv.n_rows @= table({k: s[1] for k, s in shapes.items()}, len(mv.n_rows), by=wop.O)
+        mv.keep_x @= is_wop(*[o.name for o in PROGRAM if o.keep_x])
+        # MatVec's rows of the op after (ahead) wait in its Y FIFO until op reaches it: an op
+        # takes its own rows' Y beats and no more, and none in its first cycle (the results'
+        # counters start then, as for every op)
+        y_cnt = ctrl_reg(m.UInt[clog2(max_rows + 1)], "y_taken")
+        y_room = ~fresh.O & (y_cnt.O != table({k: v[1] for k, v in shapes.items()}, len(y_cnt.O)))
+        y_valid = mv.Y.valid & y_room
+        mv_y = _Merged(y_valid, mv.Y.data)
         rope.pos @= pos.O
         for a in atts:
             a.pos @= pos.O
@@ -293,7 +309,7 @@ class Decoder(m.Generator2):
         norm_out = _Merged(norm.O.valid, m.bits(0, ACT_BITS))
         sources = {  # op -> the stream its results arrive on
             "EMB": emb.O, "NORM_ATT": norm_out, "NORM_FFN": norm_out, "NORM_FIN": norm_out,
-            "Q": rope.O, "K": rope.O, "V": mv.Y, "W1": mv.Y, "ATT": att_out,
+            "Q": rope.O, "K": rope.O, "V": mv_y, "W1": mv_y, "ATT": att_out,
             "O": res.O, "W2": res.O, "W3": glu.O,
         }
         w_valid = any_of([is_op(o) & s.valid for o, s in sources.items()])
@@ -335,6 +351,10 @@ class Decoder(m.Generator2):
         nxt = m.mux([nxt, m.uint(OPS["IDLE"], OP_BITS)], is_op("CLS"))
         op.I @= m.mux([op.O, nxt], done)
         fresh.I @= done
+        # wop follows op, unless it ran ahead (then op catches up with it: ahead clears)
+        wop_next = m.mux([m.mux([wop.O, nxt], done & ~ahead.O), op.O + 1], run_ahead)
+        wop.I @= wop_next
+        ahead.I @= m.mux([ahead.O & ~fresh.O, m.bit(1)], run_ahead)     # held into op's first cycle
         layer.I @= m.mux([layer.O, m.mux([layer.O + 1, m.uint(0, len(layer.O))], last_layer)],
                          done & is_op("W2"))
         pos.I @= m.mux([pos.O, pos.O + 1], done & is_op("CLS"))
@@ -379,7 +399,7 @@ class Decoder(m.Generator2):
             for j in range(L):
                 unit.W.data.mant[j] @= word[j * bits:(j + 1) * bits]
                 unit.W.data.exp[j] @= word[L * bits + j * EXP_BITS:L * bits + (j + 1) * EXP_BITS]
-        is_mv = is_op(*MATVEC_OPS)
+        is_mv = is_wop(*MATVEC_OPS)
         is_norm = is_op(*NORM_OPS)
         # the words are prefetched, so an op must take exactly its own: a per-op count of the
         # words still owed delimits the ops in the word stream
@@ -391,7 +411,7 @@ class Decoder(m.Generator2):
                 op_words[o.name] = secs[f"layer0.{o.weights}" if o.per_layer else o.weights].words
         # (an op may take its first word in its first cycle: the count is loaded then)
         owed = ctrl_reg(A, "words_owed")
-        owed_now = m.mux([owed.O, table(op_words, ADDR_BITS)], fresh.O)
+        owed_now = m.mux([owed.O, table(op_words, ADDR_BITS)], fresh.O & ~ahead.O)
         w_in = io.WDATA.valid & (owed_now != 0)
         mv.W.valid @= w_in & is_mv
         emb.W.valid @= w_in & is_op("EMB")
@@ -412,7 +432,11 @@ class Decoder(m.Generator2):
         gains.O.ready @= norm.G.ready
         wd_ready = (owed_now != 0) & ((is_mv & mv.W.ready) | (is_op("EMB") & emb.W.ready) | (is_norm & gains.I.ready))
         io.WDATA.ready @= wd_ready
-        owed.I @= m.mux([owed_now, owed_now - 1], io.WDATA.valid & wd_ready)
+        # run ahead: op's words are all taken and the next op reuses MatVec's vector
+        ahead_ops = {o.name: PROGRAM[i + 1] for i, o in enumerate(PROGRAM[:-1]) if PROGRAM[i + 1].keep_x}
+        next_words = table({k: op_words[n.name] for k, n in ahead_ops.items()}, ADDR_BITS)
+        run_ahead @= is_op(*ahead_ops) & ~fresh.O & ~ahead.O & ~done & (owed.O == 0)
+        owed.I @= m.mux([m.mux([owed_now, owed_now - 1], io.WDATA.valid & wd_ready), next_words], run_ahead)
 
         # ---- buffer readers ---------------------------------------------------------------
         def reader(name, ops: dict[str, int], ready):
@@ -447,18 +471,20 @@ class Decoder(m.Generator2):
         glu_in["H1"].I.data @= aux_data
 
         # MatVec results: to RoPE, the writer, the residual, SwiGLU or the token choice
-        rope.I.valid @= mv.Y.valid & is_op("Q", "K")
+        rope.I.valid @= y_valid & is_op("Q", "K")
         rope.I.data @= mv.Y.data
-        res.B.valid @= mv.Y.valid & is_op("O", "W2")
+        res.B.valid @= y_valid & is_op("O", "W2")
         res.B.data @= mv.Y.data
-        glu_in["H3"].I.valid @= mv.Y.valid & is_op("W3")
+        glu_in["H3"].I.valid @= y_valid & is_op("W3")
         glu_in["H3"].I.data @= mv.Y.data
-        amax.I.valid @= mv.Y.valid & is_op("CLS") & greedy
+        amax.I.valid @= y_valid & is_op("CLS") & greedy
         amax.I.data @= mv.Y.data
-        smp.I.valid @= mv.Y.valid & is_op("CLS") & ~greedy
+        smp.I.valid @= y_valid & is_op("CLS") & ~greedy
         smp.I.data @= mv.Y.data
-        mv.Y.ready @= (is_op("Q", "K") & rope.I.ready) | is_op("V", "W1") | (is_op("O", "W2") & res.B.ready) | (
+        mv_y_ready = (is_op("Q", "K") & rope.I.ready) | is_op("V", "W1") | (is_op("O", "W2") & res.B.ready) | (
             is_op("W3") & glu_in["H3"].I.ready) | (is_op("CLS") & m.mux([amax.I.ready, smp.I.ready], ~greedy))
+        mv.Y.ready @= mv_y_ready & y_room
+        y_cnt.I @= m.mux([m.mux([y_cnt.O, y_cnt.O + 1], y_valid & mv_y_ready), m.uint(0, len(y_cnt.O))], fresh.O)
 
         # ---- K/V cache readers for attention: row (layer, t) of every KV head, t = 0..pos,
         # forked to every unit (head h takes KV head h // kv_mul's part)
