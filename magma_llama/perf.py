@@ -31,7 +31,8 @@ from dataclasses import dataclass
 
 from magma_llama.decoder.weight_port import PortLayout, weight_bits_per_token
 from magma_llama.io.checkpoint import Config
-from magma_llama.stages.latency import ARGMAX_LATENCY, EMBED_LATENCY, ROPE_LATENCY, SWIGLU_LATENCY, matvec_latency
+from magma_llama.stages.latency import (ARGMAX_LATENCY, EMBED_LATENCY, ROPE_LATENCY, SWIGLU_LATENCY, matvec_latency,
+                                        matvec_y_depth)
 
 # --- fixed costs per op (cycles), measured on the RTL's op counters -----------------------
 OP_STEP = 1            # IDLE with the next token already there: the one cycle of the op itself
@@ -49,7 +50,9 @@ EMB_TAIL = 3 + EMBED_LATENCY  # EMB: request register, WREQ transfer, the first 
                               # pipeline (stages/latency.EMBED_PIPELINE) to its O register
 AHEAD_GAP = 2          # an op whose vector MatVec keeps (K, V, W3) takes its first words while the op before
                        # finishes: from that op's last word, one cycle to move `wop` ahead and load the word
-                       # count, one for MatVec to keep its vector; the rest of the op before's tail overlaps
+                       # count, one for MatVec to keep its vector; the rest of the op before's tail overlaps,
+                       # up to y_depth - AHEAD_GAP of its rows (their Y beats wait in MatVec's Y FIFO; measured
+                       # at L=64, one word a row: 14 of a 16-row FIFO)
 
 
 @dataclass(frozen=True)
@@ -79,21 +82,22 @@ def op_cycles(cfg: Config, hw: Hardware, pos: float) -> dict[str, float]:
     # a beat of gains_per_word elements per port word of gains (gains_per_word divides dim)
     norm = secs["rms_final"].words * cpw + NORM_TAIL
     mv_tail = matvec_latency(hw.lanes) + MATVEC_TAIL
-    def ahead(tail_before: float, name: str) -> float:
+    def ahead(tail_before: float, name: str, rows: int) -> float:
         """Cycles an op saves by taking its words during the tail of the op before (decoder/top.py `wop`)."""
-        return min(max(0.0, tail_before - AHEAD_GAP), words(name))
+        fifo = (matvec_y_depth(hw.lanes) - AHEAD_GAP) * words(name) / rows
+        return min(max(0.0, tail_before - AHEAD_GAP), words(name), fifo)
 
     rope_tail = mv_tail + ROPE_TAIL
     per_layer = {
         "NORM_ATT": norm,
         "Q": words("wq") + rope_tail,
-        "K": words("wk") + rope_tail - ahead(rope_tail, "wk"),
-        "V": words("wv") + mv_tail - ahead(rope_tail, "wv"),
+        "K": words("wk") + rope_tail - ahead(rope_tail, "wk", cfg.kv_dim),
+        "V": words("wv") + mv_tail - ahead(rope_tail, "wv", cfg.kv_dim),
         "ATT": (pos + 1) + d + ATT_FIXED,      # every head at once; then dim outputs, head after head
         "O": words("wo") + mv_tail + STAGE_TAIL,
         "NORM_FFN": norm,
         "W1": words("w1") + mv_tail,
-        "W3": words("w3") + mv_tail + SWIGLU_IN + SWIGLU_LATENCY - ahead(mv_tail, "w3"),
+        "W3": words("w3") + mv_tail + SWIGLU_IN + SWIGLU_LATENCY - ahead(mv_tail, "w3", h),
         "W2": words("w2") + mv_tail + STAGE_TAIL,    # hb loaded MatVec's other vector bank during W3
     }
     emb_words = layout.embedding.words_per_row * cpw
