@@ -58,7 +58,12 @@ class Stalled:
 
     def count(self, p, bits: int, per: int = 1) -> str:
         """Formal: the elements in the stages, `bits` wide (each stage holds `per`)."""
-        return " + ".join(f"({p.sig(v.O)} ? {bits}'d{per} : {bits}'d0)" for v in self.valid)
+        return _count(p, self.valid, bits, per)
+
+
+def _count(p, valid, bits: int, per: int = 1) -> str:
+    """Formal: the elements in stages with these valid registers, `bits` wide (`per` a stage)."""
+    return " + ".join(f"({p.sig(v.O)} ? {bits}'d{per} : {bits}'d0)" for v in valid)
 
 
 class Cuts:
@@ -72,7 +77,6 @@ class Cuts:
         self.names, self.moves, self.prefix = tuple(names), moves, prefix
         self.k = 0
         self.live = []
-        self.regs = []            # per stage: the registered values (formal hooks)
 
     def __call__(self, name: str, *values):
         if self.k >= len(self.names) or self.names[self.k] != name:
@@ -83,7 +87,6 @@ class Cuts:
         out = tuple(hold(v, f"{tag}_{i}", en) for i, v in enumerate(values))
         for j, frame in enumerate(self.live):
             frame[:] = [hold(v, f"{tag}_k{j}_{i}", en) for i, v in enumerate(frame)]
-        self.regs.append(out)
         self.k += 1
         return out[0] if len(out) == 1 else out
 
@@ -123,18 +126,16 @@ class Flowing:
         for v in self.valid[1:]:
             busy = busy | v.O
         self.busy = busy
-        self.cuts = None
 
     def feed(self, enter) -> Cuts:
         self.valid[0].I @= enter
         for a, b in zip(self.valid, self.valid[1:]):
             b.I @= a.O
-        self.cuts = Cuts(self.stages, [enter] + [v.O for v in self.valid[:-1]], self.prefix)
-        return self.cuts
+        return Cuts(self.stages, [enter] + [v.O for v in self.valid[:-1]], self.prefix)
 
     def count(self, p, bits: int) -> str:
         """Formal: the elements in the stages, `bits` wide."""
-        return " + ".join(f"({p.sig(v.O)} ? {bits}'d1 : {bits}'d0)" for v in self.valid)
+        return _count(p, self.valid, bits)
 
 
 class Credited:

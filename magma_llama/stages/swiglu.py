@@ -9,7 +9,7 @@ Ports (ready/valid streams, CLK and a synchronous RESET):
 The datapath is the shared units of `stages/units.py` (silu: exp, reciprocal and three
 products) given the pipeline's cuts: `stages/latency.SWIGLU_PIPELINE`, every product on
 DSP tiles (18 x 18) with a register between the tiles and their sum, every runtime shift in
-two steps.  It is a `stages.pipeline.Credited` pipeline: it never stalls inside, one pair a
+four stages (amount, high bits, low bits, rounding).  It is a `stages.pipeline.Credited` pipeline: it never stalls inside, one pair a
 cycle enters while the pairs owed (in the stages or in the result FIFO) are fewer than the
 FIFO holds, and `O.valid` comes `SWIGLU_LATENCY` cycles after a pair's transfer.  Both
 readies are flip-flops behind the join (H1.ready = room & H3.valid, H3.ready = room &

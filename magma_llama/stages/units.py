@@ -408,7 +408,8 @@ def bit_length(a, cut=None, name: str = "lead"):
     of the window holds a one (that answer is the next bit of the position) and keeping
     that half or the lower one.  Depth log2(W) instead of a W-long priority chain (which
     also cost the simulator W nested selects every cycle).  With a cut: registered after
-    every two steps (`<name>0`, `<name>1`, ...) and after the last (latency.lead_stages)."""
+    every two steps (`<name>0`, `<name>1`, ...) and after the last (RECIP_PIPELINE's and
+    RSQRT_PIPELINE's lead stages in latency.py)."""
     b = m.bits(a)
     W = len(b)
     w = W.bit_length()
